@@ -1,0 +1,117 @@
+"""The ``bassl`` command: one subcommand per pipeline stage.
+
+Every subcommand takes ``--config FILE`` (the user's YAML) and trailing ``key=value`` overrides, e.g.
+``bassl synth --out data/synth synth.train_movies=20``. Only stages that work are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bassl.config import Config, ConfigError, load_config, save_config
+from bassl.errors import BasslError
+
+Command = Callable[[argparse.Namespace, Config], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
+
+
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    """Register a subcommand: ``fn(args, cfg) -> exit code``."""
+
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = (help, arguments, fn)
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------------
+# synth: the built-in synthetic movies
+# --------------------------------------------------------------------------------------------------
+
+
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="dataset root to write (MovieNet-SSeg layout)")
+
+
+@command("synth", "write a synthetic dataset in the MovieNet-SSeg layout", _synth_args)
+def _synth(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.sharding.synthetic import generate
+
+    summary = generate(args.out, cfg.synth)
+    save_config(cfg, args.out, "synth_config.yaml")
+    print(summary.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# validate: check a MovieNet-SSeg layout
+# --------------------------------------------------------------------------------------------------
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, help="dataset root (default: data.root)")
+
+
+@command("validate", "check a MovieNet-SSeg layout: frames, annotations, shot timing", _validate_args)
+def _validate(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.sharding.movienet import MovieNetSource
+
+    source = MovieNetSource.from_config(cfg.data, root=args.root)
+    report = source.validate(window_size=cfg.window_size)
+    print(report.describe())
+    return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------------------------------------
+# demo: the README's first command
+# --------------------------------------------------------------------------------------------------
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("demo_run"), help="where the demo writes everything")
+
+
+@command("demo", "run the pipeline end to end on built-in synthetic data", _demo_args)
+def _demo(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.demo import run_demo
+
+    return run_demo(args.out, cfg)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bassl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, arguments, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        arguments(p)
+        p.add_argument("--config", type=Path, help="your YAML config (applied after the presets)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. pretrain.epochs=2")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.overrides, config_file=args.config)
+        _, _, fn = COMMANDS[args.command]
+        return fn(args, cfg)
+    except ConfigError as e:
+        print(f"bassl {args.command}: config error: {e}", file=sys.stderr)
+        return 2
+    except BasslError as e:
+        print(f"bassl {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bassl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
