@@ -390,7 +390,7 @@ def _coerce(tp: Any, value: Any, key: str, origins: dict[str, str]) -> Any:
             return tuple(_coerce(args[0], v, f"{key}[{i}]", origins) for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{key} (from {where}): expected {len(args)} values, got {len(value)}: {value!r}")
-        return tuple(_coerce(a, v, f"{key}[{i}]", origins) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_coerce(a, v, f"{key}[{i}]", origins) for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} (from {where}): expected true or false, got {value!r}")
@@ -400,6 +400,11 @@ def _coerce(tp: Any, value: Any, key: str, origins: dict[str, str]) -> Any:
             raise ConfigError(f"{key} (from {where}): expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} (from {where}): expected a number, got {value!r}")
         return float(value)

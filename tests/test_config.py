@@ -1,0 +1,189 @@
+"""Config composition, precedence and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from bassl.config import (
+    METHODS,
+    Config,
+    ConfigError,
+    available_presets,
+    config_from_dict,
+    dump_config,
+    load_config,
+    save_config,
+    to_dict,
+    validate_world,
+)
+
+
+def test_default_yaml_equals_dataclass_defaults():
+    # default.yaml carries the comments, the dataclasses the types: neither may drift from the other.
+    from bassl.config import _package_yaml, _read_yaml
+
+    yaml_defaults = _read_yaml(_package_yaml("default.yaml"))
+    assert yaml_defaults == yaml.safe_load(yaml.safe_dump(to_dict(Config())))
+
+
+def test_paper_values_by_default():
+    cfg = load_config()
+    assert cfg.method == "bassl" and cfg.model.encoder.arch == "resnet50"
+    assert cfg.window_size == 17 and cfg.model.crn.num_positions == 18
+    assert cfg.augment.crop_scale == (0.14, 1.0) and cfg.augment.image_size == 224
+    assert cfg.optim.base_lr == 0.3 and cfg.optim.weight_decay == 1e-6 and cfg.pretrain.effective_batch == 256
+    assert (cfg.loss.ssm, cfg.loss.cgm, cfg.loss.pp, cfg.loss.msm, cfg.loss.simclr) == (True, True, True, True, False)
+    assert cfg.finetune.effective_batch == 1024 and cfg.finetune.epochs == 20
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_preset_loads(method):
+    cfg = load_config([f"method={method}"])
+    assert cfg.method == method
+    baseline = method in ("instance", "temporal", "shotcol")
+    assert cfg.loss.simclr is baseline
+    assert cfg.has_crn is (not baseline)
+    assert cfg.loss.shotcol is (method == "bassl_shotcol")
+
+
+@pytest.mark.parametrize("preset", ["resnet50", "small", "tiny"])
+def test_model_presets(preset):
+    assert preset in available_presets("model")
+    cfg = load_config([f"model_preset={preset}"])
+    assert cfg.model_preset == preset
+    assert cfg.model.crn.hidden_size % cfg.model.crn.num_heads == 0
+
+
+def test_override_precedence(tmp_path):
+    # defaults < method preset < model preset < --config file < command line
+    user = tmp_path / "mine.yaml"
+    user.write_text("model_preset: tiny\naugment: {image_size: 48, eval_resize: 56}\npretrain: {epochs: 3}\n")
+    cfg = load_config(["pretrain.epochs=5", "method=instance"], config_file=user)
+    assert cfg.pretrain.epochs == 5  # command line beats the file
+    assert cfg.augment.image_size == 48  # file beats the model preset (tiny says 64)
+    assert cfg.model.encoder.arch == "resnet_tiny"  # preset chosen in the file applies
+    assert cfg.loss.simclr  # method preset applied over defaults
+    cfg = load_config(["loss.ssm=false"])  # command line beats the method preset
+    assert cfg.loss.ssm is False and cfg.loss.cgm is True
+
+
+def test_override_values_parse_as_yaml():
+    cfg = load_config(["optim.base_lr=1e-4", "augment.crop_scale=[0.2, 0.9]", "compat.temporal_same_shot=true"])
+    assert cfg.optim.base_lr == pytest.approx(1e-4)
+    assert cfg.augment.crop_scale == (0.2, 0.9)
+    assert cfg.compat.temporal_same_shot is True
+
+
+@pytest.mark.parametrize(
+    ("override", "must_name"),
+    [
+        ("pretrain.epcohs=3", "pretrain.epcohs"),  # typo in a leaf
+        ("pretrian.epochs=3", "pretrian"),  # typo in a section
+        ("model.encoder.archh=resnet18", "model.encoder.archh"),
+    ],
+)
+def test_unknown_key_is_an_error_naming_it(override, must_name):
+    with pytest.raises(ConfigError) as e:
+        load_config([override])
+    assert must_name in str(e.value) and "command line" in str(e.value)
+
+
+def test_typo_suggests_the_right_key():
+    with pytest.raises(ConfigError, match="did you mean pretrain.epochs"):
+        load_config(["pretrain.epcohs=3"])
+
+
+def test_unknown_key_in_user_file_names_the_file(tmp_path):
+    user = tmp_path / "bad.yaml"
+    user.write_text("optim:\n  baes_lr: 0.1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(config_file=user)
+    assert "optim.baes_lr" in str(e.value) and str(user) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "must_name"),
+    [
+        ("pretrain.epochs=ten", "pretrain.epochs"),
+        ("pretrain.epochs=2.5", "pretrain.epochs"),
+        ("loss.ssm=3", "loss.ssm"),
+        ("augment.crop_scale=0.5", "augment.crop_scale"),
+        ("augment.mean=[0.1, 0.2]", "augment.mean"),
+        ("model.encoder.arch=vgg16", "model.encoder.arch"),
+        ("method=simclr", "method"),
+        ("model_preset=huge", "model_preset"),
+    ],
+)
+def test_wrong_type_or_choice_names_the_key(override, must_name):
+    with pytest.raises(ConfigError) as e:
+        load_config([override])
+    assert str(e.value).startswith(must_name) or f" {must_name}" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "must_name"),
+    [
+        (["window.neighbor_size=6"], "window.neighbor_size"),  # CRN has 18 positions: needs K = 8
+        (["window.neighbor_size=1", "model.crn.num_positions=4"], "window.neighbor_size"),
+        (["model.crn.num_heads=7"], "model.crn.num_heads"),
+        (["augment.crop_scale=[0.9, 0.1]"], "augment.crop_scale"),
+        (["augment.flip_prob=1.5"], "augment.flip_prob"),
+        (["loss.temperature=0"], "loss.temperature"),
+        (["method=instance", "loss.simclr=false"], "loss.simclr"),
+        (["loss.ssm=false", "loss.cgm=false", "loss.pp=false", "loss.msm=false"], "loss"),
+        (["pretrain.zero_stage=4"], "pretrain.zero_stage"),
+    ],
+)
+def test_impossible_values_name_the_key(overrides, must_name):
+    with pytest.raises(ConfigError) as e:
+        load_config(overrides)
+    assert str(e.value).startswith(must_name)
+
+
+def test_window_size_the_crn_can_take_when_positions_match():
+    cfg = load_config(["window.neighbor_size=6", "model.crn.num_positions=14"])
+    assert cfg.window_size == 13
+
+
+def test_effective_batch_must_divide_by_world_size():
+    with pytest.raises(ConfigError, match=r"pretrain.effective_batch: 256 is not divisible by the world size 3"):
+        load_config(world_size=3)
+    load_config(world_size=8)
+    cfg = load_config(["pretrain.micro_batch=48"])
+    with pytest.raises(ConfigError, match="pretrain.micro_batch"):
+        validate_world(cfg, 2)  # per-rank 128 is not a multiple of 48
+    validate_world(load_config(["pretrain.micro_batch=32"]), 2)
+
+
+def test_malformed_override_and_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(["pretrain.epochs"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(config_file=bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(config_file=tmp_path / "absent.yaml")
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(["method=shotcol", "model_preset=tiny", "optim.base_lr=0.5"])
+    path = save_config(cfg, tmp_path / "out")
+    assert path.read_text() == dump_config(cfg)
+    again = config_from_dict(yaml.safe_load(path.read_text()))
+    assert again == cfg
+    assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
+
+
+def test_compat_switches_default_to_the_paper():
+    cfg = load_config()
+    assert cfg.compat.temporal_same_shot is False
+    assert cfg.augment.color_jitter_consistent is False
+    assert cfg.augment.crop_interpolation == "bicubic"
+    assert cfg.finetune.select_on == "val"
+    orig = load_config(["compat.temporal_same_shot=true", "augment.color_jitter_consistent=true",
+                        "augment.crop_interpolation=bilinear", "finetune.select_on=last_test"])
+    assert orig.compat.temporal_same_shot and orig.augment.color_jitter_consistent
