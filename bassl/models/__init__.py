@@ -1,0 +1,24 @@
+"""Shot encoder, contextual relation network (CRN), heads and the containers that hold them."""
+
+from bassl.models.crn import ContextualRelationNetwork
+from bassl.models.encoder import ARCHS, ShotEncoder, build_encoder
+from bassl.models.heads import MaskedShotHead, ProjectionHead
+from bassl.models.pretrain_model import (
+    BoundaryModel,
+    PretrainModel,
+    build_boundary_model,
+    build_pretrain_model,
+)
+
+__all__ = [
+    "ARCHS",
+    "BoundaryModel",
+    "ContextualRelationNetwork",
+    "MaskedShotHead",
+    "PretrainModel",
+    "ProjectionHead",
+    "ShotEncoder",
+    "build_boundary_model",
+    "build_encoder",
+    "build_pretrain_model",
+]
