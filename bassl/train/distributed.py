@@ -1,0 +1,78 @@
+"""Distributed facts, read once into a small record (nanoGPT / open_clip ``world_info_from_env`` style).
+
+The same entry point runs as one plain process, under the ``deepspeed`` launcher or ``torchrun`` (which set
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK``), or under Slurm's ``srun`` (``SLURM_PROCID``/``SLURM_NTASKS``/
+``SLURM_LOCALID``). CPU runs use gloo, GPU runs NCCL; nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env_int(*names: str, default: int) -> int:
+    for name in names:
+        if os.environ.get(name, "").strip():
+            return int(os.environ[name])
+    return default
+
+
+def world_from_env() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from a launcher's variables, else a single process."""
+    rank = _env_int("RANK", "SLURM_PROCID", default=0)
+    world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
+    local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
+    return rank, local, world
+
+
+def init_distributed(backend: str = "auto") -> DistInfo:
+    """Initialise torch.distributed through DeepSpeed (idempotent) and return the facts.
+
+    Without a launcher the rendezvous variables are filled in for a one-process world, so DeepSpeed does not
+    go looking for MPI."""
+    rank, local, world = world_from_env()
+    cuda = torch.cuda.is_available()
+    if backend == "auto":
+        backend = "nccl" if cuda else "gloo"
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("RANK", str(rank))
+    os.environ.setdefault("WORLD_SIZE", str(world))
+    os.environ.setdefault("LOCAL_RANK", str(local))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        if world > 1:
+            raise RuntimeError("MASTER_PORT is not set for a multi-process run; launch with deepspeed, torchrun or "
+                               "srun through scripts/slurm (they set it)")
+        os.environ["MASTER_PORT"] = str(free_port())
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    import deepspeed  # imported late: it is slow to import and prints on import
+
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+    return DistInfo(rank=rank, local_rank=local, world_size=world, device=device, backend=backend)
