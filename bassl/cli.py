@@ -67,6 +67,48 @@ def _validate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# import-checkpoint: an official BaSSL .ckpt -> our state_dict
+# --------------------------------------------------------------------------------------------------
+
+
+def _import_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, type=Path, help="official checkpoint, e.g. pretrain/ckpt/bassl/model-v1.ckpt")
+    p.add_argument("--out", required=True, type=Path, help="state_dict file to write (loads with weights_only)")
+
+
+@command(
+    "import-checkpoint",
+    "convert an official BaSSL checkpoint (tensors only, nothing executed); pass the method it was trained with",
+    _import_checkpoint_args,
+)
+def _import_checkpoint(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.models.official_checkpoint import import_official_checkpoint
+
+    print(import_official_checkpoint(args.ckpt, args.out, cfg).describe())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# pretrain: self-supervised pre-training with the DeepSpeed engine
+# --------------------------------------------------------------------------------------------------
+
+
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="run directory (default: pretrain.output_dir)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    p.add_argument("--max-steps", type=int, help="stop after this many global steps (the schedule still spans all epochs)")
+
+
+@command("pretrain", "pre-train the shot encoder (and CRN) on the shards; one process, deepspeed, torchrun or srun",
+         _pretrain_args)
+def _pretrain(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.train.pretrain import pretrain
+
+    result = pretrain(cfg, args.out or Path(cfg.pretrain.output_dir), resume=args.resume, max_steps=args.max_steps)
+    return 0 if result["step"] > 0 or result["stopped"] else 1
+
+
+# --------------------------------------------------------------------------------------------------
 # demo: the README's first command
 # --------------------------------------------------------------------------------------------------
 
@@ -92,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         arguments(p)
         p.add_argument("--config", type=Path, help="your YAML config (applied after the presets)")
+        # the deepspeed launcher appends --local_rank=N; the rank is read from the environment instead
+        p.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. pretrain.epochs=2")
     return parser
 
