@@ -109,6 +109,54 @@ def _pretrain(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# extract / finetune / evaluate
+# --------------------------------------------------------------------------------------------------
+
+
+def _extract_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, type=Path, help="encoder.pt from `bassl pretrain` or `bassl import-checkpoint`")
+    p.add_argument("--out", type=Path, help="feature directory (default: extract.output_dir)")
+
+
+@command("extract", "shot features of a frozen encoder to Parquet (every shot once; resumable)", _extract_args)
+def _extract(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.train.extract import extract
+
+    extract(cfg, args.weights, args.out or Path(cfg.extract.output_dir))
+    return 0
+
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", required=True, type=Path, help="feature directory written by `bassl extract`")
+    p.add_argument("--out", type=Path, help="run directory (default: finetune.output_dir)")
+    p.add_argument("--weights", type=Path, help="pre-trained encoder.pt for the CRN (default: the one the features name)")
+
+
+@command("finetune", "train the CRN + boundary head on the features; evaluate every epoch; write the report",
+         _finetune_args)
+def _finetune(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.train.finetune import finetune
+
+    finetune(cfg, args.features, args.out or Path(cfg.finetune.output_dir), weights=args.weights)
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--predictions", required=True, type=Path, help="predictions_test.parquet from `bassl finetune`")
+    p.add_argument("--out", required=True, type=Path, help="where report.json and the plots go")
+
+
+@command("evaluate", "MovieNet-SSeg metrics (AP, mIoU, AUC-ROC, F1, Recall, Recall@3s), report JSON and plots",
+         _evaluate_args)
+def _evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.eval.evaluate import evaluate_file
+
+    report = evaluate_file(cfg, args.predictions, args.out)
+    print(", ".join(f"{k} {v:.2f}" for k, v in report["test"].items()) + f"; report in {args.out / 'report.json'}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # demo: the README's first command
 # --------------------------------------------------------------------------------------------------
 

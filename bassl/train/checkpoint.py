@@ -4,8 +4,7 @@ A DeepSpeed checkpoint is a directory per tag (``step_00000500/``). We pass ``sa
 our own ``latest`` pointer, atomically, only after every rank finished writing: a crash mid-save leaves a
 partial tag directory that nothing points at, and the previous checkpoint stays the one resumed from.
 
-Exports (``encoder.pt``) hold only tensors and plain values, so ``torch.load(weights_only=True)`` reads
-them and no pickled object from a file is ever executed.
+Plain weight exports live in :mod:`bassl.models.weights`.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as tdist
-from torch import nn
 
 from bassl.errors import DataError
 
@@ -69,34 +66,3 @@ def load_engine(engine: Any, ckpt_dir: str | Path) -> dict[str, Any] | None:
     if path is None:
         raise DataError(f"{Path(ckpt_dir) / tag}: DeepSpeed could not load this checkpoint; delete it to start over")
     return client
-
-
-def export_weights(model: nn.Module, path: str | Path, config: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
-    """Write ``{"encoder": ..., "crn": ..., "config": ...}`` (tensors and plain values only), atomically."""
-    doc: dict[str, Any] = {"format": "bassl-weights-1", "config": config, **(extra or {})}
-    for name in ("encoder", "crn", "head_nce"):
-        module = getattr(model, name, None)
-        if module is not None:
-            doc[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(doc, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_weights(path: str | Path) -> dict[str, Any]:
-    """Read an export (ours, or an imported official checkpoint) without unpickling any object."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; pass the encoder.pt written by `bassl pretrain` "
-                        "or by `bassl import-checkpoint`")
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a weights file of ours
-        raise DataError(f"{path}: not a bassl weights file ({type(e).__name__}: {e}). Official BaSSL .ckpt files "
-                        "must be converted first: bassl import-checkpoint SRC DST") from e
-    if not isinstance(doc, dict) or "encoder" not in doc:
-        raise DataError(f"{path}: no 'encoder' weights inside; expected a bassl export")
-    return doc

@@ -24,7 +24,8 @@ from torch import nn
 
 from bassl.config import Config, ConfigError, save_config, to_dict, validate_world
 from bassl.errors import BasslError
-from bassl.train.checkpoint import export_weights, latest_tag, load_engine, save_engine
+from bassl.models.weights import export_weights
+from bassl.train.checkpoint import latest_tag, load_engine, save_engine
 from bassl.train.distributed import DistInfo, init_distributed
 from bassl.train.lars import build_lars
 from bassl.train.objectives import PretextLoss
@@ -285,29 +286,6 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     return {"step": step, "history": history, "export": export, "stopped": stopped_by_signal}
 
 
-@torch.no_grad()
-def encode_shots(cfg: Config, encoder: nn.Module, split: str, dist: DistInfo) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Eval-mode features of every shot of ``split`` on this rank: mean over the keyframes (spec §7)."""
-    from bassl.loaders.build import build_eval_loader
-
-    loader = build_eval_loader(cfg, cfg.data.shards, split=split, rank=dist.rank, world=dist.world_size,
-                               device=dist.device)
-    was_training = encoder.training
-    encoder.eval()
-    vids, shots, feats = [], [], []
-    for batch in loader:
-        images = batch["images"]  # [B, F, 3, H, W]
-        B, F = images.shape[:2]
-        f = encoder(images.flatten(0, 1)).float().view(B, F, -1).mean(dim=1)  # [B, D]
-        feats.append(f.cpu().numpy())
-        vids += [loader.movie_ids[int(v)] for v in batch["video_index"]]
-        shots.append(batch["shot"].numpy())
-    encoder.train(was_training)
-    dim = getattr(encoder, "feature_dim", 0)
-    return vids, (np.concatenate(shots) if shots else np.zeros(0, np.int64)), (
-        np.concatenate(feats) if feats else np.zeros((0, dim), np.float32))
-
-
 def knn_validation(cfg: Config, model: nn.Module, dist: DistInfo) -> dict[int, float] | None:
     """Scene-retrieval precision@k on the test split (spec §6.8): a monitor only; it changes nothing."""
     from bassl.eval.metrics import knn_precision
@@ -319,7 +297,11 @@ def knn_validation(cfg: Config, model: nn.Module, dist: DistInfo) -> dict[int, f
         if dist.is_main:
             print(f"[pretrain] kNN validation skipped: {e}")
         return None
-    vids, shots, feats = encode_shots(cfg, model.encoder, "test", dist)
+    from bassl.train.extract import encode_shots
+
+    precision = resolve_precision(cfg.pretrain.precision, dist.device)
+    vids, shots, feats = encode_shots(cfg, model.encoder, dist.device, "test", rank=dist.rank, world=dist.world_size,
+                                      precision="bf16" if precision == "bf16" else "fp32")
     if tdist.is_initialized() and dist.world_size > 1:
         parts: list[Any] = [None] * dist.world_size
         tdist.all_gather_object(parts, (vids, shots, feats))

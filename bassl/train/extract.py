@@ -1,0 +1,100 @@
+"""``bassl extract``: shot features of a frozen encoder, to Parquet (spec §7).
+
+Every shot of ``extract.split`` goes through the evaluation transform with all its keyframes; the encoder's
+outputs are averaged over the keyframes (no head, no normalisation) and written one row per shot. Work is
+split into partitions of a few movies each, independent of the world size: rank r takes partitions
+r, r+W, ...; a partition already on disk from the same checkpoint is not recomputed, so a killed run
+resumes, even on another number of ranks, and every shot is written exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+from torch import nn
+from tqdm import tqdm
+
+from bassl.config import Config, config_from_dict, save_config, to_dict
+from bassl.loaders.build import build_eval_loader
+from bassl.loaders.shards import open_shots
+from bassl.models.encoder import build_encoder
+from bassl.models.weights import load_weights
+from bassl.train.distributed import DistInfo, init_distributed
+from bassl.train.feature_store import file_sha256, partition_done, write_manifest, write_partition
+
+MOVIES_PER_PARTITION = 16
+
+
+@torch.no_grad()
+def encode_shots(cfg: Config, encoder: nn.Module, device: torch.device, split: str | None,
+                 movies: list[str] | None = None, rank: int = 0, world: int = 1,
+                 precision: str = "fp32") -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(video ids, shot indices, features [N, D]) for the shots of ``split`` (or ``movies``) on this rank:
+    eval-mode encoder output averaged over the keyframes."""
+    loader = build_eval_loader(cfg, cfg.data.shards, split=split, rank=rank, world=world, device=device, movies=movies)
+    was_training = encoder.training
+    encoder.eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    vids: list[str] = []
+    shots, feats = [], []
+    for batch in loader:
+        images = batch["images"]  # [B, F, 3, H, W]
+        B, F = images.shape[:2]
+        with autocast:
+            out = encoder(images.flatten(0, 1))  # [B*F, D]
+        feats.append(out.float().view(B, F, -1).mean(dim=1).cpu().numpy())  # [B, D]
+        vids += [loader.movie_ids[int(v)] for v in batch["video_index"]]
+        shots.append(batch["shot"].numpy())
+    encoder.train(was_training)
+    dim = int(getattr(encoder, "feature_dim", 0))
+    return (vids, np.concatenate(shots) if shots else np.zeros(0, np.int64),
+            np.concatenate(feats) if feats else np.zeros((0, dim), np.float32))
+
+
+def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, Config]:
+    """The encoder of an export, built from the config stored with it (so the architecture always matches)."""
+    doc = load_weights(weights)
+    trained = config_from_dict(doc["config"], source=str(weights))
+    encoder = build_encoder(trained.model.encoder)
+    encoder.load_state_dict(doc["encoder"], strict=True)
+    return encoder.to(device).eval(), trained
+
+
+def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    dist: DistInfo = init_distributed(cfg.distributed.backend)
+    out_dir = Path(out_dir)
+    precision = cfg.extract.precision
+    if precision == "auto":
+        precision = "bf16" if dist.device.type == "cuda" else "fp32"
+    encoder, trained = load_encoder(weights, dist.device)
+    sha = file_sha256(weights)
+    metadata = {"checkpoint": str(weights), "checkpoint_sha256": sha, "split": cfg.extract.split,
+                "method": trained.method, "config": json.dumps(to_dict(cfg), sort_keys=True)}
+    resume_key = {"checkpoint_sha256": sha, "split": cfg.extract.split}
+
+    movies = open_shots(cfg.data.shards, cfg.extract.split).movie_ids
+    groups = [movies[i : i + MOVIES_PER_PARTITION] for i in range(0, len(movies), MOVIES_PER_PARTITION)]
+    names = [f"part-{g:05d}" for g in range(len(groups))]
+    mine = list(range(dist.rank, len(groups), dist.world_size))
+    todo = [g for g in mine if not partition_done(out_dir, names[g], resume_key)]
+    if dist.is_main:
+        print(f"[extract] {len(movies)} movies of split {cfg.extract.split} in {len(groups)} partitions; "
+              f"{dist.world_size} rank(s); rank 0 has {len(todo)} of its {len(mine)} left ({precision})")
+    rows = 0
+    for g in tqdm(todo, desc="extract", unit="part", disable=not dist.is_main):
+        vids, shots, feats = encode_shots(cfg, encoder, dist.device, cfg.extract.split, groups[g], precision=precision)
+        write_partition(out_dir, names[g], vids, shots, feats, metadata)
+        rows += len(vids)
+    if tdist.is_initialized():
+        tdist.barrier()
+    if dist.is_main:
+        write_manifest(out_dir, names, {k: v for k, v in metadata.items() if k != "config"})
+        save_config(cfg, out_dir)
+        print(f"[extract] features of {len(movies)} movies in {out_dir} ({rows} shots computed by rank 0 now)")
+    return {"partitions": names, "rows_computed": rows, "out_dir": out_dir}
