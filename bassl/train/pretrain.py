@@ -9,7 +9,9 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import signal
 import time
 from contextlib import nullcontext
@@ -139,6 +141,18 @@ def _check_finite(terms: dict[str, torch.Tensor], step: int) -> dict[str, float]
     return means
 
 
+RUN_STATE = "run_state.json"
+
+
+def write_run_state(out_dir: Path, state: str, step: int, target_step: int, signum: int | None) -> None:
+    """How this invocation ended, for batch scripts (scripts/slurm/pretrain.sbatch requeues on "stopped"):
+    "stopped" = a signal ended it early and ``--resume`` continues; "done" = it reached its last step."""
+    doc = {"state": state, "step": step, "target_step": target_step, "signal": signum}
+    tmp = out_dir / f".{RUN_STATE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(doc) + "\n")
+    os.replace(tmp, out_dir / RUN_STATE)
+
+
 def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
     """Run (or resume) pre-training into ``out_dir``; returns a summary (steps, last losses, export path)."""
     import deepspeed
@@ -205,6 +219,11 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
               f"{cfg.pretrain.epochs} epochs = {total_steps} steps, peak lr {peak_lr:g}")
 
     # ---- loop ---------------------------------------------------------------------------------------
+    metrics_path = out_dir / "metrics.jsonl"  # one line per step: the loss curve, across resumes
+    if dist.is_main:
+        keep = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] <= step] \
+            if metrics_path.exists() and step else []
+        metrics_path.write_text("".join(line + "\n" for line in keep))  # drop steps lost with a crash
     stop = StopRequested(dist.device)
     history: list[dict[str, float]] = []
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
@@ -244,6 +263,9 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             step_s = time.perf_counter() - t_step
             meter.add(sums, data_s, step_s, images.shape[0] * images.shape[1] * dist.world_size)
             history.append({"step": step, **sums, "lr": peak_lr * mult})
+            if dist.is_main:
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(history[-1]) + "\n")
             if dist.is_main and (step % cfg.pretrain.log_every == 0 or step == last_step):
                 m = meter.means()
                 wait = meter.data_s / max(1e-9, meter.data_s + meter.step_s)
@@ -280,6 +302,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     if dist.is_main:
         export_weights(model, export, to_dict(cfg), {"step": step, "method": cfg.method})
         writer.close()
+        write_run_state(out_dir, "stopped" if stopped_by_signal else "done", step, last_step, stop.signum)
         print(f"[pretrain] {'stopped' if stopped_by_signal else 'done'} at step {step}; weights in {export}")
     if tdist.is_initialized():
         tdist.barrier()

@@ -1,0 +1,133 @@
+"""Pre-training with the real DeepSpeed engine on CPU (gloo): resume, faults, exports, world sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bassl.config import load_config
+from bassl.models.weights import load_weights
+from bassl.train import pretrain as pretrain_mod
+from bassl.train.checkpoint import latest_tag
+from bassl.train.pretrain import NonFiniteLoss, deepspeed_config, pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def overrides(shards: Path, *extra: str) -> list[str]:
+    return ["model_preset=tiny", "augment.image_size=32", "augment.eval_resize=40", "pretrain.num_workers=0",
+            f"data.shards={shards}", "data.root=/nonexistent", "pretrain.effective_batch=8", "pretrain.epochs=2",
+            "pretrain.log_every=1", "pretrain.checkpoint_every=2", "pretrain.knn_every_epoch=false", *extra]
+
+
+def curve(run: Path) -> dict[int, float]:
+    return {d["step"]: d["total"] for d in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a child run: without the rendezvous variables this test process set for itself."""
+    drop = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"}
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
+
+
+def bassl_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bassl", *args]
+
+
+def test_deepspeed_batch_arithmetic():
+    cfg = load_config(["pretrain.micro_batch=16"])
+    ds = deepspeed_config(cfg, world=8, precision="fp32")
+    assert (ds["train_batch_size"], ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (256, 16, 2)
+    ds = deepspeed_config(load_config(), world=4, precision="bf16")
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (64, 1)
+
+
+def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_path):
+    cfg = load_config(overrides(pretrain_shards))
+    full = pretrain(cfg, tmp_path / "a")
+    assert full["step"] == 14  # 56 shots // 8 = 7 steps x 2 epochs
+    pretrain(cfg, tmp_path / "b", max_steps=5)
+    assert latest_tag(tmp_path / "b" / "checkpoints") == "step_00000005"
+    pretrain(cfg, tmp_path / "b", resume=True)
+    a, b = curve(tmp_path / "a"), curve(tmp_path / "b")
+    assert sorted(a) == sorted(b) == list(range(1, 15))
+    np.testing.assert_allclose([b[s] for s in a], [a[s] for s in a], rtol=1e-6)
+    # the export is tensors and plain values only
+    doc = torch.load(tmp_path / "b" / "encoder.pt", weights_only=True)
+    assert doc["step"] == 14 and doc["method"] == "bassl" and "crn" in doc
+    assert load_weights(tmp_path / "b" / "encoder.pt")["config"]["model_preset"] == "tiny"
+
+
+def test_sigkill_at_a_random_step_then_resume(pretrain_shards, tmp_path):
+    """Kill -9 mid-run (maybe mid-save); --resume continues from the last complete checkpoint and the loss
+    curve equals the uninterrupted run's."""
+    args = overrides(pretrain_shards, "pretrain.epochs=4")
+    reference = pretrain(load_config(args), tmp_path / "ref")["history"]
+    kill_after = int(np.random.default_rng(int(time.time())).integers(3, 20))
+    run = tmp_path / "killed"
+    env = clean_env(PYTHONUNBUFFERED="1")
+    log = (tmp_path / "killed.log").open("w")
+    proc = subprocess.Popen(bassl_cmd("pretrain", "--out", str(run), *args), env=env, stdout=log, stderr=log)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        path = run / "metrics.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= kill_after:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed:\n{(tmp_path / 'killed.log').read_text()[-3000:]}")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = latest_tag(run / "checkpoints")
+    assert saved is not None
+    done = subprocess.run(bassl_cmd("pretrain", "--out", str(run), "--resume", *args), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed from {run / 'checkpoints' / saved}" in done.stdout
+    got = curve(run)
+    assert sorted(got) == list(range(1, 29))
+    np.testing.assert_allclose([got[h["step"]] for h in reference], [h["total"] for h in reference], rtol=1e-5)
+
+
+def test_two_ranks_then_resume_on_one(pretrain_shards, tmp_path):
+    run = tmp_path / "run"
+    args = overrides(pretrain_shards)
+    env = clean_env(OMP_NUM_THREADS="1")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bassl",
+                          "pretrain", "--out", str(run), "--max-steps", "4", *args], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "world 2" in two.stdout and "(4/rank" in two.stdout
+    assert latest_tag(run / "checkpoints") == "step_00000004"
+    one = subprocess.run(bassl_cmd("pretrain", "--out", str(run), "--resume", *args), env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "saved with world size 2, now 1" in one.stdout and "done at step 14" in one.stdout
+    assert sorted(curve(run)) == list(range(1, 15))
+
+
+def test_non_finite_loss_names_step_and_term_and_saves_nothing(pretrain_shards, tmp_path, monkeypatch):
+    real = pretrain_mod.PretextLoss.__call__
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **kw):
+        terms = real(self, *a, **kw)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            terms["pp"] = terms["pp"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(pretrain_mod.PretextLoss, "__call__", poisoned)
+    with pytest.raises(NonFiniteLoss, match=r"non-finite loss at step 3: pp=nan"):
+        pretrain(load_config(overrides(pretrain_shards)), tmp_path / "r")
+    assert latest_tag(tmp_path / "r" / "checkpoints") == "step_00000002"  # the last good one, nothing after
+    assert not (tmp_path / "r" / "encoder.pt").exists()
