@@ -1,0 +1,144 @@
+"""Feature extraction to Parquet across ranks, fine-tuning windows and loss, the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from test_movienet_reader import write_layout  # sibling test modules
+from test_pretrain import clean_env, overrides
+
+from bassl.config import load_config
+from bassl.train.feature_store import FeatureMatrix, load_features, write_manifest, write_partition
+from bassl.train.finetune import balanced_cross_entropy, finetune, window_rows
+
+
+@pytest.fixture(scope="module")
+def encoder_export(pretrain_shards, tmp_path_factory) -> Path:
+    from bassl.train.pretrain import pretrain
+
+    run = tmp_path_factory.mktemp("pt")
+    pretrain(load_config(overrides(pretrain_shards, "pretrain.epochs=1")), run)
+    return run / "encoder.pt"
+
+
+def test_extract_every_shot_once_on_two_ranks_and_resume(pretrain_shards, encoder_export, tmp_path):
+    manifest = json.loads((pretrain_shards / "manifest.json").read_text())
+    shards = tmp_path / "shards"
+    shutil.copytree(pretrain_shards, shards)
+    manifest["splits"]["trainvaltest"] = manifest["splits"]["pretrain"]
+    (shards / "manifest.json").write_text(json.dumps(manifest))
+    args = [*overrides(shards), "extract.batch_size=8"]
+    import bassl.train.extract as extract_mod
+
+    extract_mod.MOVIES_PER_PARTITION = 1  # 3 partitions, so two ranks split them 2 + 1
+    one = extract_mod.extract(load_config(args), encoder_export, tmp_path / "one")
+    assert one["rows_computed"] == 56 and one["partitions"] == ["part-00000", "part-00001", "part-00002"]
+    again = extract_mod.extract(load_config(args), encoder_export, tmp_path / "one")
+    assert again["rows_computed"] == 0  # finished partitions are not recomputed
+    code = ("import sys, bassl.train.extract as e; e.MOVIES_PER_PARTITION = 1; from bassl.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--no-python",
+                          sys.executable, "-c", code, "extract", "--weights", str(encoder_export), "--out",
+                          str(tmp_path / "two"), *args],
+                         env=clean_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = load_features(tmp_path / "one"), load_features(tmp_path / "two")
+    assert a.video_ids == b.video_ids == ["tt0000001", "tt0000002", "tt0000003"]
+    np.testing.assert_array_equal(b.counts, [30, 5, 21])  # every shot exactly once: no padding duplicates
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-4, atol=1e-5)
+    assert b.metadata["method"] == "bassl" and len(b.metadata["checkpoint_sha256"]) == 64
+
+
+def test_windows_clip_and_repeat_at_movie_edges():
+    fm = FeatureMatrix(np.zeros((30, 1), np.float32), ["a", "b"], np.array([0, 20]), np.array([20, 10]), {})
+    rows = window_rows(fm, np.array([0, 0, 1, 1]), np.array([0, 10, 9, 3]), k=8)
+    assert rows.shape == (4, 17)
+    assert rows[0].tolist() == [0] * 9 + list(range(1, 9))  # first shot: left side repeats shot 0
+    assert rows[1].tolist() == list(range(2, 19))  # interior: c-8..c+8
+    assert rows[2].tolist() == list(range(21, 30)) + [29] * 8  # last shot of movie b (rows 20..29)
+    assert rows[3].tolist() == [20] * 5 + list(range(20, 30)) + [29] * 2
+    assert (rows[:, 8] == [0, 10, 29, 23]).all()  # the anchor is always at the centre
+
+
+def test_balanced_cross_entropy_hand_case():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, -0.5], [0.0, 3.0]])
+    labels = torch.tensor([0, 1, 1, 0, -100])
+    ce = F.cross_entropy(logits[:4], labels[:4], reduction="none")
+    expect = 0.5 * (ce[1] + ce[2]) / (2 + 1e-5) + 0.5 * (ce[0] + ce[3]) / (2 + 1e-5)
+    assert balanced_cross_entropy(logits, labels).item() == pytest.approx(expect.item(), rel=1e-6)
+    only_neg = balanced_cross_entropy(logits[:1], labels[:1])  # no positive: that half is ~0
+    assert only_neg.item() == pytest.approx(0.5 * ce[0].item() / (1 + 1e-5), rel=1e-6)
+
+
+def _finetune_layout(tmp_path: Path, dim: int = 8) -> tuple[Path, Path]:
+    """Movies whose features make the boundary visible (each scene its own direction)."""
+    rng = np.random.default_rng(0)
+    movies, feats = {}, {}
+    for i in range(9):
+        n = 40
+        labels = np.zeros(n, int)
+        labels[rng.choice(np.arange(3, n - 3), 4, replace=False)] = 1
+        labels[-1] = -1
+        movies[f"tt00000{i:02d}"] = labels.tolist()
+        scene = np.concatenate([[0], np.cumsum(np.abs(labels))[:-1]])
+        centres = rng.standard_normal((scene.max() + 1, dim))
+        feats[f"tt00000{i:02d}"] = (centres[scene] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+    root = tmp_path / "movienet"
+    write_layout(root, movies)
+    anno = root / "anno"
+    rows = anno.joinpath("anno.train.ndjson").read_text().splitlines()
+    by_movie = lambda ids: "".join(r + "\n" for r in rows if json.loads(r)["video_id"] in ids)  # noqa: E731
+    ids = list(movies)
+    anno.joinpath("anno.train.ndjson").write_text(by_movie(ids[:5]))
+    anno.joinpath("anno.val.ndjson").write_text(by_movie(ids[5:7]))
+    anno.joinpath("anno.test.ndjson").write_text(by_movie(ids[7:]))
+    fdir = tmp_path / "features"
+    for j, vid in enumerate(ids):
+        write_partition(fdir, f"part-{j:05d}", [vid] * 40, np.arange(40), feats[vid], {"method": "instance"})
+    write_manifest(fdir, [f"part-{j:05d}" for j in range(len(ids))])
+    return root, fdir
+
+
+def test_finetune_selects_on_val_and_reports_both_protocols(tmp_path):
+    root, fdir = _finetune_layout(tmp_path)
+    cfg = load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=4",
+                       "finetune.base_lr=0.004"])
+    report = finetune(cfg, fdir, tmp_path / "ft")
+    assert report["method"] == "instance" and report["select_on"] == "val"
+    val_aps = [h["val"]["ap"] for h in report["history"]]
+    assert report["selected_epoch"] == 1 + int(np.argmax(val_aps))
+    assert report["test"] == report["history"][report["selected_epoch"] - 1]["test"]
+    assert report["protocols"]["last_test"]["test"] == report["history"][-1]["test"]
+    assert set(report["test"]) == {"ap", "auc_roc", "f1", "acc", "acc0", "acc1", "recall", "recall_at_3s", "miou"}
+    assert report["test"]["ap"] > 100 * 5 / 40  # well above the share of boundaries: the features carry them
+    out = tmp_path / "ft"
+    for name in ("report.json", "pr_curve.png", "timeline.png", "predictions_test.parquet", "model.pt", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert torch.load(out / "model.pt", weights_only=True)["epoch"] == report["selected_epoch"]
+    # the original protocol: the last epoch on test
+    orig = finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32",
+                                 "finetune.epochs=2", "finetune.base_lr=0.004", "finetune.select_on=last_test"]),
+                    fdir, tmp_path / "ft2")
+    assert orig["selected_epoch"] == 2 and math.isfinite(orig["test"]["ap"])
+
+
+def test_evaluate_recomputes_the_report_from_predictions(tmp_path):
+    from bassl.cli import main
+
+    root, fdir = _finetune_layout(tmp_path)
+    cfg_args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=1"]
+    report = finetune(load_config(cfg_args), fdir, tmp_path / "ft")
+    assert main(["evaluate", "--predictions", str(tmp_path / "ft" / "predictions_test.parquet"), "--out",
+                 str(tmp_path / "ev"), *cfg_args]) == 0
+    again = json.loads((tmp_path / "ev" / "report.json").read_text())
+    for k, v in report["test"].items():
+        assert again["test"][k] == pytest.approx(v)
