@@ -67,6 +67,42 @@ def _validate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# shard: keyframes -> WebDataset tar shards + DALI indexes + manifest
+# --------------------------------------------------------------------------------------------------
+
+
+def _shard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", type=Path, help="MovieNet-SSeg root (default: data.root)")
+    p.add_argument("--out", type=Path, help="shard directory (default: data.shards)")
+    p.add_argument("--shard-size", default="1GB", help="target bytes per shard, e.g. 1GB, 256MB (default: 1GB)")
+    p.add_argument("--workers", type=int, default=0, help="processes on this machine (default 0: one per core)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--part", metavar="I/N", help="build only part I of N (0 <= I < N), e.g. a Slurm array task")
+    group.add_argument("--merge", action="store_true", help="after every --part finished: write the manifest")
+    p.add_argument("--on-error", choices=("error", "skip"), default="error",
+                   help="bad keyframe or empty movie: stop naming the file (default), or leave it out and report it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("shard", "pack keyframes into WebDataset tar shards with DALI indexes and a manifest (resumable)", _shard_args)
+def _shard(args: argparse.Namespace, cfg: Config) -> int:
+    from dataclasses import replace
+
+    from bassl.sharding.shard_writer import build_shards, merge_shards, parse_part
+
+    out = (args.out or Path(cfg.data.shards)).expanduser().resolve()
+    if args.merge:
+        summary = merge_shards(out, source_root=args.source)
+    else:
+        summary = build_shards(cfg, args.source, out, shard_bytes=args.shard_size, workers=args.workers,
+                               part=parse_part(args.part), on_error=args.on_error, progress=not args.no_progress)
+    if summary.manifest:  # not per part: array tasks sharing a directory would race on the file
+        save_config(replace(cfg, data=replace(cfg.data, root=str(summary.source), shards=str(out))), out)
+    print(summary.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # import-checkpoint: an official BaSSL .ckpt -> our state_dict
 # --------------------------------------------------------------------------------------------------
 
@@ -191,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.overrides, config_file=args.config)
+        overrides = list(args.overrides)
+        if args.command == "demo":
+            from bassl.demo import DEMO_OVERRIDES
+
+            overrides = DEMO_OVERRIDES + overrides  # the user's key=value still win
+        cfg = load_config(overrides, config_file=args.config)
         _, _, fn = COMMANDS[args.command]
         return fn(args, cfg)
     except ConfigError as e:
