@@ -213,6 +213,8 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bassl", description=__doc__.splitlines()[0])
+    # the deepspeed launcher inserts --local_rank=N before the subcommand; the rank is read from the environment
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, arguments, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
