@@ -1,0 +1,160 @@
+"""``manifest.json``: what a shard directory holds. Loaders choose shards, movies and splits through it.
+
+    {"format": "bassl-shards", "version": 1,
+     "source": "/data/movienet", "keyframes_per_shot": 3, "members": ["0.jpg", "1.jpg", "2.jpg", "json"],
+     "target_shard_bytes": 1000000000, "num_shards": 2, "num_movies": 3, "num_shots": 350, "total_bytes": ...,
+     "shards": [{"name": "shard-000000.tar", "index": "shard-000000.idx", "samples": 200, "bytes": ...,
+                 "sha256": "...", "movies": [{"video_id": "tt0000001", "first_shot": 0, "last_shot": 119,
+                                              "shots": 120}, ...]}, ...],
+     "movies": {"tt0000001": {"num_shots": 120, "shots": 120, "shards": [0], "splits": ["pretrain", "train"]}},
+     "splits": {"pretrain": ["tt0000001", ...], "train": [...], ...},
+     "skipped": [{"video_id": "...", "shot": 7, "path": ".../shot_0007_img_1.jpg", "reason": "..."}]}
+
+Shard paths are relative to the manifest. ``first_shot``/``last_shot`` are inclusive and ``shots`` counts the
+samples in that shard (fewer than the range only where a shot was skipped: see ``skipped``). ``num_shots``
+of a movie is its shot count on disk; ``shots`` how many of them are in the shards. ``splits`` lists, per
+annotation file present, its movies that are in the shards. Labels stay in the annotation files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from bassl.errors import DataError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "bassl-shards"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class MovieRange:
+    video_id: str
+    first_shot: int
+    last_shot: int  # inclusive
+    shots: int  # samples of this movie in the shard
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    name: str
+    index: str
+    samples: int
+    bytes: int
+    sha256: str
+    movies: tuple[MovieRange, ...]
+
+
+@dataclass
+class Manifest:
+    path: Path  # the manifest file; shard names are relative to its directory
+    shards: list[ShardEntry]
+    movies: dict[str, dict]  # video id -> {"num_shots", "shots", "shards", "splits"}
+    splits: dict[str, list[str]]
+    skipped: list[dict]
+    data: dict  # the whole document as read
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def keyframes_per_shot(self) -> int:
+        return int(self.data["keyframes_per_shot"])
+
+    @property
+    def members(self) -> list[str]:
+        """The member extensions of every sample, for DALI's ``fn.readers.webdataset(ext=...)``."""
+        return list(self.data["members"])
+
+    def movie_ids(self, split: str | None = None) -> list[str]:
+        """Movies in shard order; with ``split``, only that annotation file's movies."""
+        if split is None:
+            return list(self.movies)
+        if split not in self.splits:
+            have = ", ".join(self.splits) or "none"
+            raise DataError(f"{self.path}: no split {split!r} (splits from the annotation files: {have})")
+        return list(self.splits[split])
+
+    def num_shots(self, split: str | None = None) -> int:
+        """Samples in the shards for these movies (what a loader will see)."""
+        return sum(self.movies[v]["shots"] for v in self.movie_ids(split))
+
+    def select(self, split: str | None = None, movies: list[str] | set[str] | None = None) -> list[ShardEntry]:
+        """Shards holding any shot of the chosen movies (a split, a list of ids, or both), in order."""
+        chosen = set(self.movie_ids(split))
+        if movies is not None:
+            unknown = set(movies) - set(self.movies)
+            if unknown:
+                raise DataError(f"{self.path}: {len(unknown)} movies are not in the shards, e.g. {sorted(unknown)[:3]}")
+            chosen &= set(movies)
+        wanted = sorted({i for v in chosen for i in self.movies[v]["shards"]})
+        return [self.shards[i] for i in wanted]
+
+    def shard_paths(self, split: str | None = None, movies: list[str] | set[str] | None = None) -> list[Path]:
+        return [self.root / s.name for s in self.select(split, movies)]
+
+    def index_paths(self, split: str | None = None, movies: list[str] | set[str] | None = None) -> list[Path]:
+        """The DALI index beside each of :meth:`shard_paths`, same order (``index_paths=`` of the reader)."""
+        return [self.root / s.index for s in self.select(split, movies)]
+
+    def verify(self, checksums: bool = False) -> None:
+        """Every shard and index present with the listed size (and, with ``checksums``, the listed sha256)."""
+        for s in self.shards:
+            tar, idx = self.root / s.name, self.root / s.index
+            if not idx.is_file():
+                raise DataError(f"{idx}: missing; rebuild with `bassl shard --out {self.root}` (it resumes)")
+            try:
+                size = tar.stat().st_size
+            except OSError as e:
+                raise DataError(f"{tar}: {e.strerror}; rebuild with `bassl shard --out {self.root}` (it resumes)") from e
+            if size != s.bytes:
+                raise DataError(f"{tar}: {size} bytes, the manifest says {s.bytes}; the shard was changed or cut short")
+            if checksums and file_sha256(tar) != s.sha256:
+                raise DataError(f"{tar}: sha256 differs from the manifest; the shard is corrupt, rebuild it")
+
+
+def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read ``manifest.json`` (give the file or the shard directory holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; build the shards with `bassl shard --source DIR --out {path.parent}` "
+                        "(after a --part array, run `bassl shard --merge`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg}); rebuild it with `bassl shard --merge`") from e
+    if data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise DataError(f"{path}: format {data.get('format')!r} version {data.get('version')!r}; "
+                        f"this bassl reads {FORMAT!r} version {VERSION}")
+    shards = [
+        ShardEntry(s["name"], s["index"], s["samples"], s["bytes"], s["sha256"], tuple(MovieRange(**m) for m in s["movies"]))
+        for s in data["shards"]
+    ]
+    return Manifest(path, shards, data["movies"], data["splits"], data["skipped"], data)
+
+
+def write_manifest(out_dir: Path, data: dict) -> Path:
+    """Atomically: a reader sees the old manifest or the new one, never a partial file."""
+    path = Path(out_dir) / MANIFEST_NAME
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path

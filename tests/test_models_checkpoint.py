@@ -1,0 +1,115 @@
+"""`bassl import-checkpoint`: an official-layout Lightning checkpoint -> our state_dict, nothing unpickled."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from original_bassl import OriginalWrapper
+
+from bassl.cli import main
+from bassl.config import load_config
+from bassl.models import build_encoder, build_pretrain_model
+from bassl.models.official_checkpoint import CheckpointError, import_official_checkpoint, our_name
+
+SENTINEL_NAME = "unpickled.txt"
+
+
+class AttrDict(dict):
+    """Like the original's config class: a dict subclass that plain ``weights_only`` loading rejects."""
+
+
+class Trap:
+    """Unpickling this with plain pickle would create a file (stands for arbitrary code)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def _official_ckpt(tmp_path: Path, method: str = "bassl", seed: int = 0) -> tuple[Path, dict, object]:
+    cfg = load_config(["model_preset=tiny", f"method={method}"])
+    torch.manual_seed(seed)
+    wrapper = OriginalWrapper(cfg, build_encoder(cfg.model.encoder), with_crn=cfg.has_crn)
+    state = wrapper.state_dict()
+    ckpt = {
+        "epoch": 9,
+        "global_step": 1234,
+        "pytorch-lightning_version": "1.3.8",
+        "state_dict": state,
+        "hyper_parameters": AttrDict(cfg=AttrDict(LOSS={"sampling_method": {"name": method}})),
+        "callbacks": {"ModelCheckpoint": {"best_model_score": torch.tensor(0.5), "trap": Trap(tmp_path / SENTINEL_NAME)}},
+        "optimizer_states": [{"state": {0: {"momentum_buffer": torch.zeros(3)}}, "param_groups": [{"lr": 0.3}]}],
+    }
+    path = tmp_path / "model-v1.ckpt"
+    torch.save(ckpt, path)
+    return path, state, cfg
+
+
+def test_import_round_trip_loads_every_tensor_and_runs_nothing(tmp_path):
+    src, official, cfg = _official_ckpt(tmp_path)
+    with pytest.raises(pickle.UnpicklingError):  # the file really does hold objects a safe load refuses
+        torch.load(src, weights_only=True)
+
+    dst = tmp_path / "out" / "bassl.pt"
+    summary = import_official_checkpoint(src, dst, cfg)
+    assert not (tmp_path / SENTINEL_NAME).exists(), "the checkpoint's objects were unpickled"
+
+    ours = torch.load(dst, weights_only=True)
+    model = build_pretrain_model(cfg)
+    model.load_state_dict(ours, strict=True)
+    assert summary.num_tensors == len(ours) == len(model.state_dict())
+    # every official tensor arrives under its new name, bit for bit (buffers and the tied alias aside)
+    dropped = {"crn.attention_mask", "crn.shot_embedding.pos_ids", "loss.head_msm.predictions.decoder.bias"}
+    for key, value in official.items():
+        if key not in dropped:
+            assert torch.equal(ours[our_name(key)], value), key
+    assert sorted(summary.skipped) == sorted(dropped)
+
+    torch.load(src, weights_only=False)  # the trap is live: a plain unpickle does run it
+    assert (tmp_path / SENTINEL_NAME).exists()
+
+
+def test_renaming_keeps_the_lars_groups_of_the_original(tmp_path):
+    # LARS groups by literal substrings ("bn", "bias"): our names must fall in the same group as the original's.
+    _, official, _ = _official_ckpt(tmp_path)
+    for key in official:
+        name = our_name(key)
+        if name is not None:
+            assert any(s in key for s in ("bn", "bias")) == any(s in name for s in ("bn", "bias")), (key, name)
+
+
+def test_baseline_checkpoint_has_no_crn(tmp_path):
+    src, _, cfg = _official_ckpt(tmp_path, method="shotcol")
+    import_official_checkpoint(src, tmp_path / "shotcol.pt", cfg)
+    with pytest.raises(CheckpointError, match="missing keys: crn.embed"):
+        import_official_checkpoint(src, tmp_path / "x.pt", load_config(["model_preset=tiny", "method=bassl"]))
+
+
+def test_wrong_keys_and_shapes_are_named(tmp_path):
+    src, official, cfg = _official_ckpt(tmp_path)
+    bad = dict(official)
+    bad["loss.head_extra.weight"] = torch.zeros(2)
+    bad["loss.head_pp.weight"] = torch.zeros(3, 3)
+    del bad["crn.encoder.layer.1.output.dense.bias"]
+    torch.save({"state_dict": bad}, tmp_path / "bad.ckpt")
+    with pytest.raises(CheckpointError) as e:
+        import_official_checkpoint(tmp_path / "bad.ckpt", tmp_path / "x.pt", cfg)
+    msg = str(e.value)
+    assert "unexpected keys" in msg and "loss.head_extra.weight" in msg
+    assert "loss.head_pp.weight -> head_pp.weight: (3, 3)" in msg
+    assert "missing keys: crn.layers.1.ffn.down.bias" in msg
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_import_checkpoint(tmp_path, capsys):
+    src, _, _ = _official_ckpt(tmp_path)
+    dst = tmp_path / "cli.pt"
+    assert main(["import-checkpoint", "--ckpt", str(src), "--out", str(dst), "model_preset=tiny", "method=bassl"]) == 0
+    assert "imported" in capsys.readouterr().out and dst.is_file()
+    assert main(["import-checkpoint", "--ckpt", str(src), "--out", str(dst), "model_preset=tiny", "method=instance"]) == 1
+    assert "unexpected keys" in capsys.readouterr().err
