@@ -1,0 +1,122 @@
+"""Fine-tuning input throughput: 17-shot windows from one Parquet-loaded matrix vs the original's style.
+
+The original saves one ``.npy`` per shot and its fine-tuning Dataset loads the 17 files of a window in
+``__getitem__`` (DataLoader workers, shuffled). bassl reads the Parquet features once into one matrix and
+gathers each batch of windows with one indexing op. Both sides run here on the same features and cores.
+
+    .venv/bin/python benchmarks/bench_finetune_input.py [--movies 40] [--shots 300] [--dim 2048] [--windows 8192]
+
+Writes benchmarks/results/finetune_input.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from bassl.loaders.windows import neighbor_window
+from bassl.train.feature_store import load_features, write_manifest, write_partition
+from bassl.train.finetune import batches
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class NpyWindows(Dataset):
+    """The original's path: 17 ``np.load`` calls per window (clip-and-repeat indices)."""
+
+    def __init__(self, root: Path, anchors: list[tuple[str, int, int]], k: int = 8) -> None:
+        self.root, self.anchors, self.k = root, anchors, k
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        vid, shot, n = self.anchors[i]
+        idx = neighbor_window(shot, n, self.k)[0]
+        return torch.from_numpy(np.stack([np.load(self.root / vid / f"shot_{s:04d}.npy") for s in idx]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--movies", type=int, default=40)
+    p.add_argument("--shots", type=int, default=300)
+    p.add_argument("--dim", type=int, default=2048)
+    p.add_argument("--windows", type=int, default=8192)
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        names = []
+        for m in range(args.movies):
+            vid = f"tt9{m:06d}"
+            feats = rng.standard_normal((args.shots, args.dim)).astype(np.float32)
+            (tmp / "npy" / vid).mkdir(parents=True)
+            for s in range(args.shots):
+                np.save(tmp / "npy" / vid / f"shot_{s:04d}.npy", feats[s])
+            names.append(f"part-{m:05d}")
+            write_partition(tmp / "parquet", names[-1], [vid] * args.shots, np.arange(args.shots), feats)
+        write_manifest(tmp / "parquet", names)
+        os.sync()
+
+        # original style: shuffled anchors, 17 file loads per window, DataLoader workers
+        anchors = [(f"tt9{m:06d}", s, args.shots) for m in range(args.movies) for s in range(args.shots)]
+        order = rng.permutation(len(anchors))[: args.windows]
+        ds = NpyWindows(tmp / "npy", [anchors[i] for i in order])
+        loader = DataLoader(ds, batch_size=args.batch, num_workers=args.workers, shuffle=False)
+        t = time.perf_counter()
+        seen = sum(x.shape[0] for x in loader)
+        npy_s = time.perf_counter() - t
+
+        # bassl: one Parquet read into a matrix, then one gather per batch
+        t = time.perf_counter()
+        fm = load_features(tmp / "parquet")
+        load_s = time.perf_counter() - t
+        features = torch.from_numpy(fm.features)
+        movie = np.repeat(np.arange(args.movies), args.shots)
+        shot = np.tile(np.arange(args.shots), args.movies)
+        rows = fm.offsets[movie][:, None] + neighbor_window(shot, fm.counts[movie], 8)
+        labels = np.zeros(len(rows), dtype=np.int64)
+        t = time.perf_counter()
+        got = sum(x.shape[0] for x, _, _ in batches(features, rows, labels, order, args.batch, drop_last=False))
+        ours_s = time.perf_counter() - t
+    args.windows = len(order)
+    assert seen == got == args.windows
+    result = {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+        "data": f"{args.movies} movies x {args.shots} shots, {args.dim}-d float32",
+        "windows": args.windows,
+        "batch": args.batch,
+        "original_npy_windows_per_s": round(args.windows / npy_s, 1),
+        "bassl_matrix_windows_per_s": round(args.windows / ours_s, 1),
+        "bassl_parquet_load_s": round(load_s, 3),
+        "ratio": round(npy_s / ours_s, 1),
+        "ratio_including_parquet_load": round(npy_s / (ours_s + load_s), 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "finetune_input.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "finetune_input.md").write_text(
+        f"# Fine-tuning input throughput ({result['date']})\n\n{result['machine']}; {result['data']}; "
+        f"{args.windows} shuffled 17-shot windows, batch {args.batch}, {args.workers} DataLoader workers for the original.\n\n"
+        "| input path | windows/s |\n|---|---|\n"
+        f"| original: one .npy per shot, 17 loads per window | {result['original_npy_windows_per_s']} |\n"
+        f"| bassl: Parquet once into a matrix, one gather per batch | {result['bassl_matrix_windows_per_s']} |\n\n"
+        f"Ratio **{result['ratio']}x** ({result['ratio_including_parquet_load']}x counting the one-time "
+        f"{result['bassl_parquet_load_s']} s Parquet read).\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
