@@ -124,6 +124,11 @@ def test_finetune_selects_on_val_and_reports_both_protocols(tmp_path):
     for name in ("report.json", "pr_curve.png", "timeline.png", "predictions_test.parquet", "model.pt", "config.yaml"):
         assert (out / name).is_file(), name
     assert torch.load(out / "model.pt", weights_only=True)["epoch"] == report["selected_epoch"]
+    from PIL import Image
+
+    for png in ("pr_curve.png", "timeline.png"):
+        with Image.open(out / png) as im:  # a real PNG a person can open
+            assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 200
     # the original protocol: the last epoch on test
     orig = finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32",
                                  "finetune.epochs=2", "finetune.base_lr=0.004", "finetune.select_on=last_test"]),

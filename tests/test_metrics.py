@@ -115,3 +115,31 @@ def test_knn_precision_hand_case():
     assert p[2] == pytest.approx(60)
     # k=3: only scene-0 queries: 0: {1,2,4} 2; 1: {0,2,4} 2; 2: {4,3,1} 1 -> 5/9
     assert p[3] == pytest.approx(100 * 5 / 9)
+
+
+def test_recall_at_three_seconds_edge_is_strict():
+    # ends 100 and 172 are exactly 3.0 s apart at 24 fps: not a hit (< 3 s); 171 is 2.96 s: a hit
+    for end, hit in ((172, 0.0), (171, 100 / (1 + 1e-5))):
+        timing = np.array([[0, 100], [101, end], [end + 1, end + 50]])
+        r = recall_at_seconds(["a"] * 3, np.arange(3), np.array([0, 1, 0]), np.array([1, 0, 0]), {"a": timing})
+        assert r == pytest.approx(hit)
+
+
+def test_negative_labels_count_as_boundaries_or_are_ignored(tmp_path):
+    from test_movienet_reader import write_layout
+
+    from bassl.config import load_config
+    from bassl.eval.evaluate import evaluate_predictions
+    from bassl.sharding.movienet import MovieNetSource
+
+    write_layout(tmp_path / "m", {"tt0000001": [0, 1, 0, 0, -1]})
+    ann = MovieNetSource(tmp_path / "m").split("test")["tt0000001"]
+    prob = np.array([0.1, 0.9, 0.2, 0.1, 0.3])
+    cfg = load_config()
+    src = MovieNetSource(tmp_path / "m")
+    as_pos = evaluate_predictions(cfg, src, ["tt0000001"] * 5, ann.shot_ids, ann.boundary_labels("positive"), prob)
+    ignored = evaluate_predictions(cfg, src, ["tt0000001"] * 5, ann.shot_ids, ann.boundary_labels("ignore"), prob)
+    # positive: gt [0,1,0,0,1]; the -1 shot (0.3) ranks second, right after the other boundary: AP 100
+    assert as_pos["ap"] == pytest.approx(100.0)
+    assert ignored["ap"] == pytest.approx(100.0) and ignored["acc1"] == pytest.approx(100, abs=1e-3)
+    assert as_pos["acc1"] == pytest.approx(50, abs=1e-3)  # the -1 shot (0.3) is a missed boundary

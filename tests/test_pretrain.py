@@ -18,6 +18,7 @@ from bassl.config import load_config
 from bassl.models.weights import load_weights
 from bassl.train import pretrain as pretrain_mod
 from bassl.train.checkpoint import latest_tag
+from bassl.train.distributed import free_port
 from bassl.train.pretrain import NonFiniteLoss, deepspeed_config, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,16 @@ def test_two_ranks_then_resume_on_one(pretrain_shards, tmp_path):
     assert one.returncode == 0, one.stderr[-3000:]
     assert "saved with world size 2, now 1" in one.stdout and "done at step 14" in one.stdout
     assert sorted(curve(run)) == list(range(1, 15))
+
+
+def test_deepspeed_launcher_two_processes_agree(pretrain_shards, tmp_path):
+    deepspeed = Path(sys.executable).parent / "deepspeed"
+    run = subprocess.run([str(deepspeed), "--num_gpus", "2", "--master_port", str(free_port()), "--module", "bassl",
+                          "pretrain", "--out", str(tmp_path / "r"), "--max-steps", "2", *overrides(pretrain_shards)],
+                         env=clean_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "world 2" in run.stdout and "parameters identical on all 2 ranks" in run.stdout
 
 
 def test_non_finite_loss_names_step_and_term_and_saves_nothing(pretrain_shards, tmp_path, monkeypatch):

@@ -42,7 +42,6 @@ from bassl.sharding.movienet import MovieNetSource, keyframe_name
 from bassl.sharding.shard_format import (
     TarStream,
     index_text,
-    jpeg_problem,
     keyframe_ext,
     member_exts,
     sample_json,
@@ -147,45 +146,36 @@ def finished_record(task: BuildTask) -> dict | None:
     return rec
 
 
-def _read_keyframe(path: Path) -> tuple[bytes | None, str | None]:
-    try:
-        with open(path, "rb", buffering=0) as f:
-            data = f.readall()
-    except OSError as e:
-        return None, f"unreadable keyframe ({e.strerror or e})"
-    problem = jpeg_problem(data)
-    return (None, problem) if problem else (data, None)
-
-
 def build_shard(task: BuildTask) -> dict:
     """Write one shard, its DALI index and its record; returns the record."""
     out, spec = Path(task.out_dir), task.spec
-    frames = Path(task.frames_root)
+    frames = task.frames_root
     tar_path, idx_path = out / spec.name, out / index_name(spec.name)
     tmp_tar, tmp_idx = _tmp_name(tar_path), _tmp_name(idx_path)
     hasher = hashlib.sha256()
     skipped: list[dict] = []
     ranges: list[dict] = []
     try:
-        with open(tmp_tar, "wb", buffering=1 << 20) as f:
+        with open(tmp_tar, "wb", buffering=0) as f:
             stream = TarStream(f, hasher)
             for run in spec.runs:
+                movie_dir = f"{frames}/{run.video_id}/"
                 for shot in range(run.first, run.stop):
-                    members = []
+                    stream.begin_sample(sample_key(run.video_id, shot))
                     for k in range(task.keyframes_per_shot):
-                        path = frames / run.video_id / keyframe_name(shot, k)
-                        data, problem = _read_keyframe(path)
+                        path = movie_dir + keyframe_name(shot, k)
+                        problem = stream.add_file(keyframe_ext(k), path)
                         if problem is not None:
                             if task.on_error == "error":
                                 raise DataError(f"{path}: {problem}. Replace or remove it (or pass --on-error skip to "
                                                 f"leave shot {shot} of {run.video_id} out; it is then listed in the "
                                                 f"manifest and {REPORT_NAME}).")
-                            skipped.append(asdict(Problem(run.video_id, shot, str(path), problem)))
+                            skipped.append(asdict(Problem(run.video_id, shot, path, problem)))
+                            stream.drop_sample()
                             break
-                        members.append((keyframe_ext(k), data))
                     else:
-                        members.append(("json", sample_json(run.video_id, shot, run.num_shots)))
-                        stream.add_sample(sample_key(run.video_id, shot), members)
+                        stream.add_bytes("json", sample_json(run.video_id, shot, run.num_shots))
+                        stream.end_sample()
                         _extend(ranges, run.video_id, shot)
             size = stream.close()
         index = index_text(stream.index).encode()

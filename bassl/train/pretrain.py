@@ -227,7 +227,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     stop = StopRequested(dist.device)
     history: list[dict[str, float]] = []
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
-    meter = Meter()
+    meter, totals = Meter(), Meter()  # the logging interval; the whole invocation
     stopped_by_signal = False
 
     def checkpoint(at: int) -> None:
@@ -262,6 +262,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             step += 1
             step_s = time.perf_counter() - t_step
             meter.add(sums, data_s, step_s, images.shape[0] * images.shape[1] * dist.world_size)
+            totals.add(sums, data_s, step_s, images.shape[0] * images.shape[1] * dist.world_size)
             history.append({"step": step, **sums, "lr": peak_lr * mult})
             if dist.is_main:
                 with metrics_path.open("a") as f:
@@ -298,6 +299,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
                 for k, v in knn.items():
                     writer.add_scalar(f"knn/precision@{k}", v, step)
 
+    check_ranks_agree(model, dist)
     export = out_dir / "encoder.pt"
     if dist.is_main:
         export_weights(model, export, to_dict(cfg), {"step": step, "method": cfg.method})
@@ -306,7 +308,25 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
         print(f"[pretrain] {'stopped' if stopped_by_signal else 'done'} at step {step}; weights in {export}")
     if tdist.is_initialized():
         tdist.barrier()
-    return {"step": step, "history": history, "export": export, "stopped": stopped_by_signal}
+    seconds = totals.data_s + totals.step_s
+    throughput = {"steps": totals.steps, "seconds": seconds, "steps_per_s": totals.steps / max(seconds, 1e-9),
+                  "images_per_s": totals.images / max(seconds, 1e-9), "data_wait_share": totals.data_s / max(seconds, 1e-9)}
+    return {"step": step, "history": history, "export": export, "stopped": stopped_by_signal, "throughput": throughput}
+
+
+def check_ranks_agree(model: nn.Module, dist: DistInfo) -> None:
+    """Data parallelism must leave every rank with the same weights; a cheap fingerprint proves it each run."""
+    if dist.world_size == 1:
+        return
+    with torch.no_grad():
+        fp = torch.stack([torch.stack([p.double().sum(), p.double().abs().sum()]) for p in model.parameters()]).sum(0)
+    parts = [torch.zeros_like(fp) for _ in range(dist.world_size)]
+    tdist.all_gather(parts, fp.to(dist.device))
+    spread = max(float((q.cpu() - parts[0].cpu()).abs().max()) for q in parts)
+    if spread > 1e-6 * float(parts[0].abs().max()):
+        raise RuntimeError(f"ranks disagree on the parameters after training (fingerprint spread {spread:g})")
+    if dist.is_main:
+        print(f"[pretrain] parameters identical on all {dist.world_size} ranks (fingerprint {parts[0][1].item():.6f})")
 
 
 def knn_validation(cfg: Config, model: nn.Module, dist: DistInfo) -> dict[int, float] | None:
