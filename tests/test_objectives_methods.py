@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from bassl.config import load_config
-from bassl.masking import images_per_sample, msm_mask
+from bassl.loaders.sampling import msm_mask
+from bassl.loaders.windows import images_per_sample
 from bassl.models import build_pretrain_model
 from bassl.train.lars import build_lars
 from bassl.train.objectives import PretextLoss
@@ -38,8 +40,9 @@ def test_method_trains_on_a_fixed_batch(method):
     model = build_pretrain_model(cfg).train()
     objective = PretextLoss(cfg)
     B = 6
-    images = torch.randn(B, images_per_sample(method, cfg.window_size), 3, 32, 32)
-    mask = msm_mask(B, cfg.window_size, cfg.loss.msm_mask_prob, torch.Generator().manual_seed(0))
+    images = torch.randn(B, images_per_sample(method, cfg.window.neighbor_size), 3, 32, 32)
+    rng = np.random.default_rng(0)
+    mask = torch.from_numpy(np.stack([msm_mask(rng, cfg.window_size, cfg.loss.msm_mask_prob) for _ in range(B)]))
     opt = build_lars(model, cfg.optim, lr=1.0)
 
     totals = []

@@ -4,7 +4,7 @@ The heads live in :class:`~bassl.models.PretrainModel`; this module holds only t
 the sampling. Every random draw comes from an explicit ``torch.Generator`` (CPU by default) so a run is
 reproducible from its seed.
 
-Batch layout (``images [B, T, 3, H, W]``, see :mod:`bassl.masking`):
+Batch layout (``images [B, T, 3, H, W]``, see :mod:`bassl.loaders.windows`):
 
 =================  ===  ==============================================================
 method             T    images per sample, in order
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bassl.config import Config
-from bassl.masking import sparse_positions
+from bassl.loaders.windows import WINDOW_METHODS, sparse_positions
 from bassl.models import ContextualRelationNetwork, MaskedShotHead, PretrainModel
 from bassl.train.nce import info_nce
 from bassl.train.pseudo_boundary import PseudoBoundary, pseudo_boundary
@@ -159,7 +159,8 @@ class PretextLoss:
 
     def __init__(self, cfg: Config) -> None:
         self.method, self.loss = cfg.method, cfg.loss
-        self.sparse = sparse_positions(cfg.method, cfg.window_size)
+        k = cfg.window.neighbor_size
+        self.sparse = sparse_positions(cfg.method, k) if cfg.method in WINDOW_METHODS else ()
         self.window_size = cfg.window_size
 
     def __call__(
