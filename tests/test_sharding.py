@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -182,7 +184,8 @@ def test_manifest_lists_every_shot_once_in_order(source, reference):
     assert m.movie_ids("test") == ["tt0000004", "tt0000005"]
     assert m.movies["tt0000001"]["splits"] == ["pretrain", "train"]
     assert m.num_shots("train") == MOVIES["tt0000001"] + MOVIES["tt0000002"]
-    assert [p.name for p in m.shard_paths("test")] == [m.shards[i].name for i in sorted({*spans["tt0000004"], *spans["tt0000005"]})]
+    test_shards = sorted({*spans["tt0000004"], *spans["tt0000005"]})
+    assert [p.name for p in m.shard_paths("test")] == [m.shards[i].name for i in test_shards]
     assert m.shard_paths(movies=["tt0000001"]) == [reference / m.shards[0].name]
     with pytest.raises(DataError, match="no split 'val'"):
         m.shard_paths("val")
@@ -224,7 +227,9 @@ def test_resume_keeps_verified_shards_and_rebuilds_the_rest(source, reference, t
     shutil.copytree(reference, out)
     names = sorted(p.name for p in out.glob("*.tar"))
     (out / "manifest.json").unlink()
-    (out / f".{names[0]}.somehost.123.tmp").write_bytes(b"partial")  # a killed run's temp file
+    leftover = out / f".{names[0]}.somehost.123.tmp"  # a temp file of a run killed on another machine
+    leftover.write_bytes(b"partial")
+    os.utime(leftover, (1e9, 1e9))
     (out / names[1]).unlink()  # never finished
     corrupt = bytearray((out / names[2]).read_bytes())
     corrupt[700] ^= 0xFF  # same size, wrong checksum
@@ -253,6 +258,17 @@ def test_crash_mid_run_then_rerun_equals_uninterrupted(source, reference, tmp_pa
     summary = build(source, tmp_path)
     assert summary.kept == 2
     assert shard_files(tmp_path) == shard_files(reference)
+
+
+def test_a_live_builder_of_the_same_shard_is_not_disturbed(source, reference, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    (out / ".shard-build" / "shard-000001.json").unlink()
+    live = out / f".shard-000001.tar.{socket.gethostname()}.{os.getppid()}.tmp"
+    live.write_bytes(b"being written")
+    with pytest.raises(DataError, match=f"another `bassl shard` \\({socket.gethostname()}, pid {os.getppid()}\\)"):
+        build(source, out)
+    assert live.exists()
 
 
 def test_other_settings_in_the_same_directory_are_refused(source, reference, tmp_path):
@@ -338,7 +354,7 @@ def test_movie_without_frames(case, tmp_path):
 
 def test_a_video_id_with_a_dot_is_refused(tmp_path):
     src = make_source(tmp_path / "src", {"tt.1": 2}, {"train": ["tt.1"]})
-    with pytest.raises(ValueError, match="no dots"):
+    with pytest.raises(DataError, match="no dots"):
         build(src, tmp_path / "out")
 
 
@@ -360,3 +376,27 @@ def test_cli_part_merge_and_errors(source, reference, tmp_path, capsys):
     assert "expected I/N with 0 <= I < N" in capsys.readouterr().err
     assert cli_main(["shard", "--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--no-progress"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_keyframe_naming_agrees_with_the_reader_and_big_members_fit(tmp_path):
+    import hashlib
+
+    from bassl.sharding import movienet, shard_format
+
+    assert shard_format.KEYFRAME_RE.pattern == movienet.KEYFRAME_RE.pattern
+    assert shard_format.keyframe_name(12, 2) == movienet.keyframe_name(12, 2)
+    big = tmp_path / "big.jpg"  # larger than the stream's buffer: it grows
+    big.write_bytes(b"\xff\xd8" + np.random.default_rng(0).bytes(3 * shard_format.FLUSH_BYTES) + b"\xff\xd9")
+    with open(tmp_path / "t.tar", "wb") as f:
+        stream = shard_format.TarStream(f, hashlib.sha256())
+        for key in ("a_0000", "a_0001"):
+            stream.begin_sample(key)
+            assert stream.add_file("0.jpg", str(big)) is None
+            stream.add_bytes("json", b"{}")
+            stream.end_sample()
+        stream.close()
+    with tarfile.open(tmp_path / "t.tar") as t:
+        assert [m.name for m in t.getmembers()] == ["a_0000.0.jpg", "a_0000.json", "a_0001.0.jpg", "a_0001.json"]
+        assert t.extractfile("a_0001.0.jpg").read() == big.read_bytes()
+    assert (tmp_path / "t.tar").stat().st_size == stream.offset
+    assert stream.index[1][0][1:3] == (stream.index[0][1][1] + 512 + 512, big.stat().st_size)

@@ -26,6 +26,15 @@ INDEX_VERSION = "v1.2"  # the format wds2idx (DALI 2.x) writes: "ext data_offset
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{1,90}$")  # no dots (readers split at the first), no spaces (index is text)
 
 
+# The MovieNet keyframe file names, exactly as bassl.sharding.movienet reads them (a test keeps the two equal);
+# repeated here so that worker processes never import numpy.
+KEYFRAME_RE = re.compile(r"^shot_(\d{4,})_img_(\d+)\.jpg$")
+
+
+def keyframe_name(shot: int, k: int) -> str:
+    return f"shot_{shot:04d}_img_{k}.jpg"
+
+
 def keyframe_ext(k: int) -> str:
     return f"{k}.jpg"
 

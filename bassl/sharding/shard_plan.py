@@ -18,10 +18,13 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bassl.errors import DataError
-from bassl.sharding.movienet import KEYFRAME_RE, MovieNetSource
-from bassl.sharding.shard_format import BLOCK, archive_bytes, member_bytes, sample_json, sample_key
+from bassl.sharding.shard_format import BLOCK, KEYFRAME_RE, archive_bytes, keyframe_name, member_bytes, sample_json, sample_key
+
+if TYPE_CHECKING:  # only the standard library at run time: worker processes import this module
+    from bassl.sharding.movienet import MovieNetSource
 
 PLAN_VERSION = 1
 BUILD_DIR = ".shard-build"  # plan and per-shard records; internal to the builder
@@ -162,8 +165,7 @@ def scan_movie(frames_root: str, video_id: str, keyframes_per_shot: int) -> Movi
         for k in range(keyframes_per_shot):
             size = sizes.get((s, k))
             if size is None:
-                name = f"shot_{s:04d}_img_{k}.jpg"
-                problems.append(Problem(video_id, s, str(directory / name), "missing keyframe"))
+                problems.append(Problem(video_id, s, str(directory / keyframe_name(s, k)), "missing keyframe"))
                 total = None
                 break
             total += member_bytes(size)
@@ -221,8 +223,14 @@ def make_plan(
     splits_all = {name: sorted(source.split(name)) for name in source.available_splits()}
     annotated = {vid for vids in splits_all.values() for vid in vids}
     movies = sorted(set(on_disk) | annotated)
+    if not movies:
+        raise DataError(f"{source.frames_root}: no movie directories and no annotated movies; expected "
+                        "240P_frames/<video_id>/shot_XXXX_img_K.jpg (is --source the MovieNet-SSeg root?)")
     for vid in movies:
-        sample_key(vid, 0)  # raises on a video id that cannot be a WebDataset key
+        try:
+            sample_key(vid, 0)
+        except ValueError as e:
+            raise DataError(f"{source.frames_root / vid}: {e}; rename the movie (and its annotation rows)") from e
     args = [(str(source.frames_root), vid, source.keyframes_per_shot) for vid in movies]
     scans = list(map_fn(_scan_task, args))
     problems = [p for s in scans for p in s.problems]

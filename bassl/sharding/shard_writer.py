@@ -5,7 +5,7 @@ The stages, in order:
 1. plan (:mod:`shard_plan`): list every movie and stat every keyframe, then decide which shots go into which
    shard. Saved in ``<out>/.shard-build/plan.json``; every later run, worker and ``--part`` reuses it, which
    is what makes the output byte-identical whatever the number of workers or machines.
-2. build (:func:`build_shard`, one shard per task, ``--workers`` processes): copy the JPEG bytes (checked for
+2. build (:mod:`shard_build`, one shard per task, ``--workers`` processes): copy the JPEG bytes (checked for
    SOI/EOI markers, never decoded or re-encoded) into a deterministic tar, hashing as it writes; write the
    DALI index from the offsets we just wrote; move both into place (temp name, then ``os.replace``); then the
    shard's record (size, sha256, what it holds) in ``.shard-build/``. A shard with a valid record and the same
@@ -21,7 +21,6 @@ listed in the manifest's ``skipped`` and in ``shard_report.json``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -37,30 +36,14 @@ from tqdm import tqdm
 
 from bassl.config import Config
 from bassl.errors import DataError
-from bassl.sharding.manifest import FORMAT, MANIFEST_NAME, VERSION, file_sha256, write_manifest
-from bassl.sharding.movienet import MovieNetSource, keyframe_name
-from bassl.sharding.shard_format import (
-    TarStream,
-    index_text,
-    keyframe_ext,
-    member_exts,
-    sample_json,
-    sample_key,
-)
-from bassl.sharding.shard_plan import (
-    BUILD_DIR,
-    Problem,
-    ShardPlan,
-    ShardSpec,
-    load_plan,
-    make_plan,
-    plan_settings,
-    save_plan,
-)
+from bassl.sharding.manifest import FORMAT, MANIFEST_NAME, VERSION, write_manifest
+from bassl.sharding.movienet import MovieNetSource
+from bassl.sharding.shard_build import REPORT_NAME, BuildTask, keep_or_build, read_record, record_path, write_atomic
+from bassl.sharding.shard_format import member_exts
+from bassl.sharding.shard_plan import BUILD_DIR, ShardPlan, ShardSpec, load_plan, make_plan, plan_settings, save_plan
 
 DEFAULT_SHARD_BYTES = 1_000_000_000  # ~1 GB: ~160 shards for MovieNet's 160 GB; a few hundred MB is fine too
 ON_ERROR = ("error", "skip")
-REPORT_NAME = "shard_report.json"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "k": 2**10, "kib": 2**10, "m": 2**20, "mib": 2**20, "g": 2**30, "gib": 2**30, "tib": 2**40}
 
@@ -86,138 +69,6 @@ def parse_part(text: str | None) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
-def _tmp_name(path: Path) -> Path:
-    """A hidden temp name beside ``path``, unique per process and machine (parts may share a file system)."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = _tmp_name(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-# ---- one shard --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BuildTask:
-    """Everything a worker needs for one shard (pickled to it)."""
-
-    out_dir: str
-    frames_root: str
-    keyframes_per_shot: int
-    on_error: str
-    plan_id: str
-    spec: ShardSpec
-
-
-def record_path(out_dir: Path, spec: ShardSpec) -> Path:
-    return out_dir / BUILD_DIR / spec.name.replace(".tar", ".json")
-
-
-def index_name(name: str) -> str:
-    return name[: -len(".tar")] + ".idx"
-
-
-def _read_record(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def finished_record(task: BuildTask) -> dict | None:
-    """The record of this shard if what is on disk is exactly what it describes (size and sha256), else None."""
-    out = Path(task.out_dir)
-    rec = _read_record(record_path(out, task.spec))
-    if rec is None or rec.get("plan_id") != task.plan_id or rec.get("spec") != task.spec.to_json():
-        return None
-    if task.on_error == "error" and rec.get("skipped"):
-        return None  # built in skip mode; rebuilding stops at the bad file, as this mode should
-    tar, idx = out / rec["name"], out / rec["index"]
-    try:
-        if tar.stat().st_size != rec["bytes"] or idx.stat().st_size != rec["index_bytes"]:
-            return None
-    except OSError:
-        return None
-    if hashlib.sha256(idx.read_bytes()).hexdigest() != rec["index_sha256"] or file_sha256(tar) != rec["sha256"]:
-        return None
-    return rec
-
-
-def build_shard(task: BuildTask) -> dict:
-    """Write one shard, its DALI index and its record; returns the record."""
-    out, spec = Path(task.out_dir), task.spec
-    frames = task.frames_root
-    tar_path, idx_path = out / spec.name, out / index_name(spec.name)
-    tmp_tar, tmp_idx = _tmp_name(tar_path), _tmp_name(idx_path)
-    hasher = hashlib.sha256()
-    skipped: list[dict] = []
-    ranges: list[dict] = []
-    try:
-        with open(tmp_tar, "wb", buffering=0) as f:
-            stream = TarStream(f, hasher)
-            for run in spec.runs:
-                movie_dir = f"{frames}/{run.video_id}/"
-                for shot in range(run.first, run.stop):
-                    stream.begin_sample(sample_key(run.video_id, shot))
-                    for k in range(task.keyframes_per_shot):
-                        path = movie_dir + keyframe_name(shot, k)
-                        problem = stream.add_file(keyframe_ext(k), path)
-                        if problem is not None:
-                            if task.on_error == "error":
-                                raise DataError(f"{path}: {problem}. Replace or remove it (or pass --on-error skip to "
-                                                f"leave shot {shot} of {run.video_id} out; it is then listed in the "
-                                                f"manifest and {REPORT_NAME}).")
-                            skipped.append(asdict(Problem(run.video_id, shot, path, problem)))
-                            stream.drop_sample()
-                            break
-                    else:
-                        stream.add_bytes("json", sample_json(run.video_id, shot, run.num_shots))
-                        stream.end_sample()
-                        _extend(ranges, run.video_id, shot)
-            size = stream.close()
-        index = index_text(stream.index).encode()
-        tmp_idx.write_bytes(index)
-        # The tar goes into place first: a crash before the record leaves a shard with no record, rebuilt next run.
-        os.replace(tmp_tar, tar_path)
-        os.replace(tmp_idx, idx_path)
-    finally:
-        for tmp in (tmp_tar, tmp_idx):
-            tmp.unlink(missing_ok=True)
-    record = {
-        "plan_id": task.plan_id,
-        "spec": spec.to_json(),
-        "name": spec.name,
-        "index": idx_path.name,
-        "samples": len(stream.index),
-        "bytes": size,
-        "sha256": hasher.hexdigest(),
-        "index_bytes": len(index),
-        "index_sha256": hashlib.sha256(index).hexdigest(),
-        "movies": ranges,
-        "skipped": skipped,
-    }
-    _write_atomic(record_path(out, spec), json.dumps(record, indent=1).encode())
-    return record
-
-
-def _extend(ranges: list[dict], video_id: str, shot: int) -> None:
-    if ranges and ranges[-1]["video_id"] == video_id:
-        ranges[-1]["last_shot"] = shot
-        ranges[-1]["shots"] += 1
-    else:
-        ranges.append({"video_id": video_id, "first_shot": shot, "last_shot": shot, "shots": 1})
-
-
-def keep_or_build(task: BuildTask) -> tuple[dict, bool]:
-    """(record, kept): keep a finished shard (verified by size and sha256), otherwise build it."""
-    rec = finished_record(task)
-    if rec is not None:
-        return rec, True
-    return build_shard(task), False
-
 
 # ---- the run ------------------------------------------------------------------------------------------
 
@@ -232,16 +83,17 @@ class ShardSummary:
     kept: int = 0
     samples: int = 0
     bytes: int = 0
+    built_bytes: int = 0
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)
     manifest: Path | None = None
 
     def describe(self) -> str:
         mb = self.bytes / 1e6
-        rate = f"{mb / self.seconds:.1f} MB/s, {self.samples / self.seconds:.0f} shots/s" if self.seconds else ""
+        rate = f" ({self.built_bytes / 1e6 / self.seconds:.1f} MB/s written)" if self.built and self.seconds else ""
         who = f"part {self.part[0]}/{self.part[1]}: " if self.part else ""
         lines = [f"{who}{self.shards} shards in {self.out_dir} ({self.built} built, {self.kept} kept from an earlier run), "
-                 f"{self.samples} shots, {mb:.1f} MB in {self.seconds:.1f} s ({rate})"]
+                 f"{self.samples} shots, {mb:.1f} MB in {self.seconds:.1f} s{rate}"]
         if self.skipped:
             first = self.skipped[0]
             lines.append(f"  skipped {len(self.skipped)} (see {REPORT_NAME}), e.g. {first['path']}: {first['reason']}")
@@ -262,14 +114,26 @@ class _Maps:
     unordered: Callable  # results as they finish
 
 
+def _start_method() -> str:
+    """fork (workers start in milliseconds) when this process has one thread, as the CLI has; else spawn.
+
+    A fork copies other threads' locks mid-use (DALI, torch, tqdm's monitor may hold some); spawn costs each
+    worker a fresh interpreter and imports (~0.3 s), which only matters for small inputs.
+    """
+    try:
+        single = len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        single = False
+    return "fork" if single and "fork" in mp.get_all_start_methods() else "spawn"
+
+
 @contextmanager
 def _maps(workers: int) -> Iterator[_Maps]:
     """``map`` over ``workers`` processes, or the builtin ``map`` for one."""
     if workers <= 1:
         yield _Maps(map, map)
         return
-    # spawn: the caller may hold threads (DALI, torch) that a fork would copy mid-lock.
-    with mp.get_context("spawn").Pool(workers) as pool:  # leaving the block terminates it, also on error
+    with mp.get_context(_start_method()).Pool(workers) as pool:  # leaving the block terminates it, also on error
         yield _Maps(lambda fn, xs: pool.imap(fn, xs, chunksize=4), pool.imap_unordered)
 
 
@@ -292,13 +156,44 @@ def _plan(source: MovieNetSource, out: Path, shard_bytes: int, on_error: str, or
     return plan
 
 
+STALE_TEMP_SECONDS = 600  # a temp file untouched this long belongs to a dead run (a live writer adds every MB)
+
+
 def _remove_leftover_temps(out: Path, names: set[str]) -> None:
-    """Temp files of a killed run, for the shards this run builds (other parts' temps are not ours to touch)."""
+    """Delete a killed run's temp files of the shards this run builds; refuse if their writer is still alive.
+
+    Temp names carry host and pid (``.shard-000007.tar.<host>.<pid>.tmp``). A temp file counts as live when
+    it changed in the last STALE_TEMP_SECONDS and, if it is from this host, its pid is a running process.
+    """
+    host, now = socket.gethostname(), time.time()
     for entry in os.scandir(out):
-        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-            owner = entry.name[1:].split(".tar.", 1)[0].split(".idx.", 1)[0]
-            if owner + ".tar" in names:
-                os.unlink(entry.path)
+        m = re.fullmatch(r"\.(shard-\d+)\.(?:tar|idx)\.(.+)\.(\d+)\.tmp", entry.name)
+        if m is None or m.group(1) + ".tar" not in names:
+            continue
+        writer_host, pid = m.group(2), int(m.group(3))
+        age = now - entry.stat().st_mtime
+        if age < STALE_TEMP_SECONDS and (writer_host != host or (pid != os.getpid() and _running(pid))):
+            raise DataError(f"{entry.path}: another `bassl shard` ({writer_host}, pid {pid}) wrote this {age:.0f} s ago "
+                            "and may still be running; two builders of the same shards cannot share a directory. "
+                            f"Stop it, or if it is dead delete the file (or wait {STALE_TEMP_SECONDS} s).")
+        os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    """True for a live process; False for no process or a zombie (killed, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 def build_shards(
@@ -325,7 +220,10 @@ def build_shards(
     out.mkdir(parents=True, exist_ok=True)
     summary = ShardSummary(out, source.root, part=part)
     with _maps(_workers(workers)) as maps:
-        plan = _plan(source, out, shard_bytes, on_error, maps.ordered)
+        def scan_with_progress(fn: Callable, xs: list) -> Iterator:
+            return tqdm(maps.ordered(fn, xs), total=len(xs), unit="movie", desc="plan", disable=not progress)
+
+        plan = _plan(source, out, shard_bytes, on_error, scan_with_progress)
         mine = [s for s in plan.shards if part is None or s.index % part[1] == part[0]]
         _remove_leftover_temps(out, {s.name for s in mine})
         tasks = [BuildTask(str(out), str(source.frames_root), source.keyframes_per_shot, on_error, plan.plan_id, s)
@@ -338,9 +236,10 @@ def build_shards(
                 summary.built += not kept
                 summary.samples += rec["samples"]
                 summary.bytes += rec["bytes"]
+                summary.built_bytes += 0 if kept else rec["bytes"]
                 summary.skipped += rec["skipped"]
                 bar.update(sum(r["stop"] - r["first"] for r in rec["spec"]["runs"]))
-                bar.set_postfix_str(f"{summary.bytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.1f} MB/s", refresh=False)
+                bar.set_postfix_str(f"{summary.bytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.0f} MB/s", refresh=False)
     summary.skipped = [asdict(p) for p in plan.problems] + sorted(summary.skipped, key=_problem_order)
     if part is None:
         summary.manifest = merge_shards(out).manifest
@@ -371,7 +270,7 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         raise DataError(f"{out} was planned from {plan.settings['source']}, not {source_root}")
     records, missing = [], []
     for spec in plan.shards:
-        rec = _read_record(record_path(out, spec))
+        rec = read_record(record_path(out, spec))
         if rec is None or rec.get("plan_id") != plan.plan_id or rec.get("spec") != spec.to_json():
             missing.append(spec.index)
             continue
@@ -401,7 +300,7 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         "skipped": skipped,
         "empty_shards": [r["name"] for r in records if r["samples"] == 0],
     }
-    _write_atomic(out / REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
+    write_atomic(out / REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
     return ShardSummary(out, Path(plan.settings["source"]), shards=len(records), kept=len(records), samples=manifest["num_shots"],
                         bytes=manifest["total_bytes"], seconds=time.perf_counter() - start, skipped=skipped, manifest=path)
 

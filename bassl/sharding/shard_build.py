@@ -1,0 +1,157 @@
+"""One shard: build it (or keep it if finished), as a worker process runs it.
+
+Keyframe bytes are copied into a deterministic tar (:mod:`shard_format`), hashed as they are written; the
+DALI index comes from the offsets we wrote. Files appear under their final names only by ``os.replace``
+from a hidden temp name (``.<name>.<host>.<pid>.tmp``): the tar, then its index, then the shard's record
+(``.shard-build/shard-NNNNNN.json``: size, sha256, what it holds). A shard is finished when its record
+exists and its bytes match it, so a killed run rebuilds only what it had not finished.
+
+Only the standard library is imported here, so spawned workers start in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bassl.errors import DataError
+from bassl.sharding.manifest import file_sha256
+from bassl.sharding.shard_format import TarStream, index_text, keyframe_ext, keyframe_name, sample_json, sample_key
+from bassl.sharding.shard_plan import BUILD_DIR, Problem, ShardSpec
+
+REPORT_NAME = "shard_report.json"
+
+
+def tmp_name(path: Path) -> Path:
+    """A hidden temp name beside ``path``, unique per process and machine (parts may share a file system)."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = tmp_name(path)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class BuildTask:
+    """Everything a worker needs for one shard (pickled to it)."""
+
+    out_dir: str
+    frames_root: str
+    keyframes_per_shot: int
+    on_error: str
+    plan_id: str
+    spec: ShardSpec
+
+
+def record_path(out_dir: Path, spec: ShardSpec) -> Path:
+    return out_dir / BUILD_DIR / spec.name.replace(".tar", ".json")
+
+
+def index_name(name: str) -> str:
+    return name[: -len(".tar")] + ".idx"
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def finished_record(task: BuildTask) -> dict | None:
+    """The record of this shard if what is on disk is exactly what it describes (size and sha256), else None."""
+    out = Path(task.out_dir)
+    rec = read_record(record_path(out, task.spec))
+    if rec is None or rec.get("plan_id") != task.plan_id or rec.get("spec") != task.spec.to_json():
+        return None
+    if task.on_error == "error" and rec.get("skipped"):
+        return None  # built in skip mode; rebuilding stops at the bad file, as this mode should
+    tar, idx = out / rec["name"], out / rec["index"]
+    try:
+        if tar.stat().st_size != rec["bytes"] or idx.stat().st_size != rec["index_bytes"]:
+            return None
+    except OSError:
+        return None
+    if hashlib.sha256(idx.read_bytes()).hexdigest() != rec["index_sha256"] or file_sha256(tar) != rec["sha256"]:
+        return None
+    return rec
+
+
+def build_shard(task: BuildTask) -> dict:
+    """Write one shard, its DALI index and its record; returns the record."""
+    out, spec = Path(task.out_dir), task.spec
+    frames = task.frames_root
+    tar_path, idx_path = out / spec.name, out / index_name(spec.name)
+    tmp_tar, tmp_idx = tmp_name(tar_path), tmp_name(idx_path)
+    hasher = hashlib.sha256()
+    skipped: list[dict] = []
+    ranges: list[dict] = []
+    record_path(out, spec).unlink(missing_ok=True)  # an older record must not vouch for the files replaced below
+    try:
+        with open(tmp_tar, "wb", buffering=0) as f:
+            stream = TarStream(f, hasher)
+            for run in spec.runs:
+                movie_dir = f"{frames}/{run.video_id}/"
+                for shot in range(run.first, run.stop):
+                    stream.begin_sample(sample_key(run.video_id, shot))
+                    for k in range(task.keyframes_per_shot):
+                        path = movie_dir + keyframe_name(shot, k)
+                        problem = stream.add_file(keyframe_ext(k), path)
+                        if problem is not None:
+                            if task.on_error == "error":
+                                raise DataError(f"{path}: {problem}. Replace or remove it (or pass --on-error skip to "
+                                                f"leave shot {shot} of {run.video_id} out; it is then listed in the "
+                                                f"manifest and {REPORT_NAME}).")
+                            skipped.append(asdict(Problem(run.video_id, shot, path, problem)))
+                            stream.drop_sample()
+                            break
+                    else:
+                        stream.add_bytes("json", sample_json(run.video_id, shot, run.num_shots))
+                        stream.end_sample()
+                        _extend(ranges, run.video_id, shot)
+            size = stream.close()
+        index = index_text(stream.index).encode()
+        tmp_idx.write_bytes(index)
+        # The tar goes into place first: a crash before the record leaves a shard with no record, rebuilt next run.
+        os.replace(tmp_tar, tar_path)
+        os.replace(tmp_idx, idx_path)
+    finally:
+        for tmp in (tmp_tar, tmp_idx):
+            tmp.unlink(missing_ok=True)
+    record = {
+        "plan_id": task.plan_id,
+        "spec": spec.to_json(),
+        "name": spec.name,
+        "index": idx_path.name,
+        "samples": len(stream.index),
+        "bytes": size,
+        "sha256": hasher.hexdigest(),
+        "index_bytes": len(index),
+        "index_sha256": hashlib.sha256(index).hexdigest(),
+        "movies": ranges,
+        "skipped": skipped,
+    }
+    write_atomic(record_path(out, spec), json.dumps(record, indent=1).encode())
+    return record
+
+
+def _extend(ranges: list[dict], video_id: str, shot: int) -> None:
+    if ranges and ranges[-1]["video_id"] == video_id:
+        ranges[-1]["last_shot"] = shot
+        ranges[-1]["shots"] += 1
+    else:
+        ranges.append({"video_id": video_id, "first_shot": shot, "last_shot": shot, "shots": 1})
+
+
+def keep_or_build(task: BuildTask) -> tuple[dict, bool]:
+    """(record, kept): keep a finished shard (verified by size and sha256), otherwise build it."""
+    rec = finished_record(task)
+    if rec is not None:
+        return rec, True
+    return build_shard(task), False
