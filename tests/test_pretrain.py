@@ -52,6 +52,18 @@ def test_deepspeed_batch_arithmetic():
     assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (64, 1)
 
 
+@pytest.mark.parametrize(("method", "terms"), [
+    ("instance", {"simclr"}), ("temporal", {"simclr"}), ("shotcol", {"simclr"}),
+    ("bassl", {"ssm", "cgm", "pp", "msm"}), ("bassl_shotcol", {"shotcol", "ssm", "cgm", "pp", "msm"}),
+])
+def test_every_method_trains_through_the_engine(pretrain_shards, tmp_path, method, terms):
+    run = pretrain(load_config(overrides(pretrain_shards, f"method={method}", "pretrain.epochs=1")), tmp_path / method)
+    assert run["step"] == 7 and all(set(h) == terms | {"step", "total", "lr"} for h in run["history"])
+    assert all(np.isfinite(h["total"]) for h in run["history"])
+    doc = load_weights(tmp_path / method / "encoder.pt")
+    assert ("crn" in doc) is (method in ("bassl", "bassl_shotcol")) and doc["method"] == method
+
+
 def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_path):
     cfg = load_config(overrides(pretrain_shards))
     full = pretrain(cfg, tmp_path / "a")
