@@ -9,7 +9,6 @@ resumes, even on another number of ranks, and every shot is written exactly once
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from bassl.loaders.shards import open_shots
 from bassl.models.encoder import build_encoder
 from bassl.models.weights import load_weights
 from bassl.train.distributed import DistInfo, init_distributed
-from bassl.train.feature_store import file_sha256, partition_done, write_manifest, write_partition
+from bassl.train.feature_store import metadata_for, partition_done, write_manifest, write_partition
 
 MOVIES_PER_PARTITION = 16
 
@@ -73,9 +72,8 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     if precision == "auto":
         precision = "bf16" if dist.device.type == "cuda" else "fp32"
     encoder, trained = load_encoder(weights, dist.device)
-    sha = file_sha256(weights)
-    metadata = {"checkpoint": str(weights), "checkpoint_sha256": sha, "split": cfg.extract.split,
-                "method": trained.method, "config": json.dumps(to_dict(cfg), sort_keys=True)}
+    metadata = {**metadata_for(weights, to_dict(cfg)), "split": cfg.extract.split, "method": trained.method}
+    sha = metadata["checkpoint_sha256"]
     resume_key = {"checkpoint_sha256": sha, "split": cfg.extract.split}
 
     movies = open_shots(cfg.data.shards, cfg.extract.split).movie_ids

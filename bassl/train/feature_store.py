@@ -8,7 +8,6 @@ duckdb) sees where the numbers came from. Fine-tuning reads everything once into
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,17 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bassl.errors import DataError
+from bassl.sharding.manifest import file_sha256
 
 MANIFEST = "features.json"
 META_PREFIX = "bassl."
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def partition_path(out_dir: str | Path, name: str) -> Path:
