@@ -103,13 +103,13 @@ def _shard(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# import-checkpoint: an official BaSSL .ckpt -> our state_dict
+# import-checkpoint: an official BaSSL .ckpt -> our weights export
 # --------------------------------------------------------------------------------------------------
 
 
 def _import_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, type=Path, help="official checkpoint, e.g. pretrain/ckpt/bassl/model-v1.ckpt")
-    p.add_argument("--out", required=True, type=Path, help="state_dict file to write (loads with weights_only)")
+    p.add_argument("--out", required=True, type=Path, help="weights file to write (our export format; loads with weights_only)")
 
 
 @command(

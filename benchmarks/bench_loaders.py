@@ -43,10 +43,11 @@ from bassl.loaders.windows import pretrain_window
 
 K = 8
 NOTES = """Where DALI's CPU time goes (profiled 2026-11-24 on this 2-core machine, 432x240 q85 keyframes, 2 threads,
-wall ms per image): fused decode+crop 0.23, bicubic resize to 224 0.56 (bilinear 0.38), Gaussian blur 0.65 at
-sigma 1 / 1.06 at sigma 2 on the planned half of the images, DALI color_twist 0.56 (replaced by the torch affine
-jitter, ~0.2), float output copy into torch ~0.25 (page faults of fresh buffers). These synthetic keyframes decode
-at ~4,000 img/s, so augmentation, not decode, bounds every loader here; the 5x goal over (a) is not reached on CPU.
+batches of 152 images, wall ms per image, each stage added to the one before): fused decode+crop 0.20, bicubic
+resize to 224 +0.56 (bilinear +0.36), Gaussian blur on the planned half of the images +0.5, crop-mirror-normalize
+to float ~0; then the torch affine jitter ~0.22 (33.9 ms per 152 images) and planning in Python ~0.01. DALI's CPU
+resize and blur kernels, not decode (~5,000 img/s), bound the loader here; the 5x goal over (a) is not reached
+on CPU. Row c_dali_original_switches runs the original's bilinear crop and per-window jitter, as (a) does.
 """
 
 
@@ -260,6 +261,12 @@ def main() -> None:
     print("(c) DALI on shards ...", flush=True)
     dali = build_pretrain_loader(cfg, shards, loader="dali", batch_size=args.batch, device="cpu")
     results["c_dali"] = timed(dali, args.windows)
+    # like for like with (a): the original's bilinear crop and one jitter draw per window (spec §12.2-12.3)
+    print("(c') DALI on shards with the original's switches ...", flush=True)
+    cfg_orig = load_config(["method=bassl", f"pretrain.num_workers={args.workers}", "augment.crop_interpolation=bilinear",
+                            "augment.color_jitter_consistent=true"])
+    dali = build_pretrain_loader(cfg_orig, shards, loader="dali", batch_size=args.batch, device="cpu")
+    results["c_dali_original_switches"] = timed(dali, args.windows)
     print("decode ceilings ...", flush=True)
     n_img = args.windows * t
     ceiling = {"dali_decode_img_s": decode_ceiling_dali(shards, 64, args.workers, n_img),

@@ -296,3 +296,13 @@ def test_jitter_affine_matches_torchvision_in_the_planned_order():
                 ref = ops[op](ref, factors[op])
         out = apply_jitter(F.normalize(img.clone(), list(mean), list(std)), np.array([factors]), np.array([order]), mean, std)
         assert (out[0] - F.normalize(ref, list(mean), list(std))).abs().mean() < tol
+
+
+def test_missing_dali_is_a_config_error_naming_the_fallback(shards, monkeypatch):
+    from bassl.config import ConfigError
+
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)  # what `import nvidia.dali` sees without the wheel
+    cfg = load_config(["model_preset=tiny", "pretrain.effective_batch=4"])
+    for build in (build_pretrain_loader, build_eval_loader):
+        with pytest.raises(ConfigError, match="pretrain.loader=torch"):
+            build(cfg, shards, loader="dali")

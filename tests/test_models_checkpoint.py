@@ -1,4 +1,4 @@
-"""`bassl import-checkpoint`: an official-layout Lightning checkpoint -> our state_dict, nothing unpickled."""
+"""`bassl import-checkpoint`: an official-layout Lightning checkpoint -> our weights export, nothing unpickled."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from bassl.cli import main
 from bassl.config import load_config
 from bassl.models import build_encoder, build_pretrain_model
 from bassl.models.official_checkpoint import CheckpointError, import_official_checkpoint, our_name
+from bassl.models.weights import load_weights
+from bassl.train.extract import load_encoder
 
 SENTINEL_NAME = "unpickled.txt"
 
@@ -59,16 +61,28 @@ def test_import_round_trip_loads_every_tensor_and_runs_nothing(tmp_path):
     summary = import_official_checkpoint(src, dst, cfg)
     assert not (tmp_path / SENTINEL_NAME).exists(), "the checkpoint's objects were unpickled"
 
-    ours = torch.load(dst, weights_only=True)
-    model = build_pretrain_model(cfg)
-    model.load_state_dict(ours, strict=True)
-    assert summary.num_tensors == len(ours) == len(model.state_dict())
-    # every official tensor arrives under its new name, bit for bit (buffers and the tied alias aside)
+    doc = load_weights(dst)  # our export format, read with weights_only
+    assert doc["method"] == "bassl" and doc["step"] == 1234 and doc["source"] == str(src)
+    assert summary.num_tensors == len(build_pretrain_model(cfg).state_dict())
+    # every official tensor of the encoder, CRN and NCE head arrives under its new name, bit for bit
     dropped = {"crn.attention_mask", "crn.shot_embedding.pos_ids", "loss.head_msm.predictions.decoder.bias"}
+    exported = 0
     for key, value in official.items():
-        if key not in dropped:
-            assert torch.equal(ours[our_name(key)], value), key
+        name = our_name(key)
+        part, _, rest = (name or "").partition(".")
+        if key not in dropped and part in ("encoder", "crn", "head_nce"):
+            assert torch.equal(doc[part][rest], value), key
+            exported += 1
+    assert exported == sum(len(doc[p]) for p in ("encoder", "crn", "head_nce"))
     assert sorted(summary.skipped) == sorted(dropped)
+
+    # extraction builds the encoder from the config stored in the file and loads it strictly
+    encoder, trained = load_encoder(dst, torch.device("cpu"))
+    assert trained.method == "bassl" and trained.model_preset == "tiny"
+    x = torch.rand(2, 3, 64, 64)
+    reference = build_encoder(cfg.model.encoder)
+    reference.load_state_dict({k[len("shot_encoder."):]: v for k, v in official.items() if k.startswith("shot_encoder.")})
+    torch.testing.assert_close(encoder(x), reference.eval()(x), rtol=0, atol=0)
 
     torch.load(src, weights_only=False)  # the trap is live: a plain unpickle does run it
     assert (tmp_path / SENTINEL_NAME).exists()

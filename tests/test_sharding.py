@@ -328,6 +328,10 @@ def test_bad_keyframe_stops_or_is_skipped_and_reported(case, tmp_path):
 
     keys = [s["__key__"] for s in wds.WebDataset([str(p) for p in m.shard_paths()], shardshuffle=False)]
     assert keys == [f"tt0000001_{s:04d}" for s in range(4)] + [f"tt0000002_{s:04d}" for s in (0, 1, 3, 4)]
+    from bassl.loaders.shards import open_shots
+
+    with pytest.raises(DataError, match=r"movie tt0000002: shot 3 where shot 2 was expected.*shard_report.json"):
+        open_shots(tmp_path / "skip")  # the loaders refuse the gap and say where it came from
 
     # an error-mode rerun over the skip-mode output does not keep the shard that lacks a shot
     with pytest.raises(DataError, match=reason):

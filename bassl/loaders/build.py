@@ -73,6 +73,16 @@ def _kind(cfg: Config, loader: str | None) -> str:
     return kind
 
 
+def _require_dali() -> None:
+    """DALI ships wheels for Linux only; say what to do instead of a bare ImportError from deep inside."""
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"pretrain.loader: dali, but NVIDIA DALI cannot be imported ({e}). Install it "
+                          "(pip install nvidia-dali-cuda130; Linux x86_64/aarch64) or use the pure-torch "
+                          "reference loader: pretrain.loader=torch") from e
+
+
 def _threads(cfg: Config) -> int:
     return max(1, cfg.pretrain.num_workers or (os.cpu_count() or 1))
 
@@ -108,6 +118,7 @@ def build_pretrain_loader(cfg: Config, source: str | Path, rank: int = 0, world:
         return out
 
     if kind == "dali":
+        _require_dali()
         from bassl.loaders.color import apply_jitter
         from bassl.loaders.dali import DaliRunner, decoder_device, train_feed, train_pipeline
 
@@ -170,6 +181,7 @@ def build_eval_loader(cfg: Config, source: str | Path, split: str | None = None,
     f, size = table.keyframes, a.image_size
 
     if kind == "dali":
+        _require_dali()
         from bassl.loaders.dali import DaliRunner, decoder_device, eval_feed, eval_pipeline
 
         pipe = eval_pipeline(decoder_device(device), size, a.mean, a.std, batch_size=bs * f,

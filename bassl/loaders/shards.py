@@ -143,7 +143,9 @@ def load_shot_table(shard_paths: list[Path]) -> ShotTable:
             movie_ids.append(vid)
             counts.append(0)
         if shot != counts[-1]:
-            raise DataError(f"movie {vid}: shot {shot} where shot {counts[-1]} was expected (shots must be in order)")
+            raise DataError(f"movie {vid}: shot {shot} where shot {counts[-1]} was expected (windows need every shot "
+                            "of a movie, in order; a gap usually means `bassl shard --on-error skip` left that shot "
+                            "out, see shard_report.json: repair its keyframes and shard again)")
         counts[-1] += 1
     n = np.asarray(counts, dtype=np.int64)
     return ShotTable(

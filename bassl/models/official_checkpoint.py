@@ -4,13 +4,13 @@ Nothing in the file is executed: it is read by an unpickler that rebuilds tensor
 only and turns every other class (the original's AttrDict config, callbacks, numpy scalars, ...) into an
 inert placeholder without calling it. Each key is then renamed, shape-checked against the model that
 ``cfg`` builds and counted, as nanoGPT's ``from_pretrained`` does; anything unexpected or missing is an
-error that names the keys. The output is a plain ``{name: tensor}`` file that loads with
-``torch.load(weights_only=True)``.
+error that names the keys. The output is our export format (:mod:`bassl.models.weights`: encoder, CRN and
+NCE head with the config that builds them), so ``bassl extract --weights`` and ``bassl finetune`` take it
+exactly like an ``encoder.pt`` written by ``bassl pretrain``.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import types
@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from bassl.config import Config
+from bassl.config import Config, to_dict
 from bassl.errors import BasslError
 from bassl.models.pretrain_model import build_pretrain_model
+from bassl.models.weights import export_weights
 
 
 class CheckpointError(BasslError, ValueError):
@@ -186,7 +187,7 @@ class ImportSummary:
 
 
 def import_official_checkpoint(src: Path, dst: Path, cfg: Config) -> ImportSummary:
-    """Convert an official BaSSL ``.ckpt`` (or a bare state_dict file) into our state_dict at ``dst``."""
+    """Convert an official BaSSL ``.ckpt`` (or a bare state_dict file) into our weights export at ``dst``."""
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise CheckpointError(f"{src}: no such checkpoint file")
@@ -203,10 +204,9 @@ def import_official_checkpoint(src: Path, dst: Path, cfg: Config) -> ImportSumma
     converted = convert_state_dict(official, expected)
     model.load_state_dict(converted, strict=True)  # the final word on names and shapes
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(converted, tmp)
-    os.replace(tmp, dst)
+    step = raw.get("global_step") if isinstance(raw, dict) else None
+    export_weights(model, dst, to_dict(cfg), {"method": cfg.method, "source": str(src),
+                                              "step": int(step) if isinstance(step, int) else -1})
     skipped = [k for k in official if k in DROPPED_BUFFERS or k in TIED_ALIASES]
     return ImportSummary(
         source=src,

@@ -1,0 +1,42 @@
+"""Training-free feature scores: adjacent-shot dissimilarity (hand case) and its AP on a small layout."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+from test_extract_finetune import _finetune_layout  # sibling test module
+
+from bassl.config import load_config
+from bassl.eval.feature_baseline import adjacent_dissimilarity, feature_only_metrics
+from bassl.sharding.movienet import MovieNetSource
+from bassl.train.feature_store import load_features
+
+
+def test_adjacent_dissimilarity_hand_case():
+    # shots 0,1 of one scene (direction x), 2,3 of the next (direction y); shot 0 scaled: cosine ignores norms
+    f = np.array([[5.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    # i=0: left x0, right (x1+x2)/2 = (.5,.5) -> 1 - 1/sqrt(2); i=1: left x, right y -> 1
+    # i=2: left (.5,.5), right (x3+x3)/2 = y -> 1 - 1/sqrt(2); i=3: left y, right y (clipped) -> 0
+    want = [1 - 1 / math.sqrt(2), 1.0, 1 - 1 / math.sqrt(2), 0.0]
+    np.testing.assert_allclose(adjacent_dissimilarity(f), want, atol=1e-12)
+
+
+def test_feature_only_metrics_match_an_independent_loop(tmp_path):
+    root, fdir = _finetune_layout(tmp_path)
+    cfg = load_config([f"data.root={root}"])
+    fm = load_features(fdir)
+    got = feature_only_metrics(cfg, fm.rows)
+    gts, scores = [], []
+    for vid, ann in MovieNetSource.from_config(cfg.data).split("test").items():
+        x = fm.rows(vid).astype(np.float64)
+        n = len(x)
+        for s, label in zip(ann.shot_ids, ann.boundary_labels("positive"), strict=True):
+            a = x[max(s - 1, 0)] / np.linalg.norm(x[max(s - 1, 0)]) + x[s] / np.linalg.norm(x[s])
+            b = sum(x[min(j, n - 1)] / np.linalg.norm(x[min(j, n - 1)]) for j in (s + 1, s + 2))
+            scores.append(1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+            gts.append(label)
+    assert math.isclose(got["adjacent_ap"], 100 * average_precision_score(gts, scores), rel_tol=1e-9)
+    assert got["adjacent_ap"] > 100 * 2 * np.mean(gts)  # each scene its own direction: far above chance
+    assert 0 <= got["knn1"] <= 100
