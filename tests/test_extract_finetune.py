@@ -147,3 +147,24 @@ def test_evaluate_recomputes_the_report_from_predictions(tmp_path):
     again = json.loads((tmp_path / "ev" / "report.json").read_text())
     for k, v in report["test"].items():
         assert again["test"][k] == pytest.approx(v)
+
+
+def test_finetune_on_two_ranks_equals_one_process(tmp_path):
+    # The 50/50 weighting runs over the global batch (as the original's single GPU): two ranks with half the
+    # batch each must train the same model as one process with all of it. Dropout off: it draws per rank.
+    root, fdir = _finetune_layout(tmp_path)
+    args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=2",
+            "finetune.base_lr=0.004", "model.crn.dropout=0.0", "model.crn.attention_dropout=0.0"]
+    one = finetune(load_config(args), fdir, tmp_path / "one")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bassl",
+                          "finetune", "--features", str(fdir), "--out", str(tmp_path / "two"), *args],
+                         env=clean_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    for a, b in zip(one["history"], report["history"], strict=True):
+        assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-5), (a["train_loss"], b["train_loss"])
+        assert math.isclose(a["val"]["ap"], b["val"]["ap"], rel_tol=1e-6)
+    m1 = torch.load(tmp_path / "one" / "model.pt", weights_only=True)["model"]
+    m2 = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["model"]
+    for k in m1:
+        torch.testing.assert_close(m1[k], m2[k], rtol=1e-3, atol=1e-4)  # Adam: 2e-5 from summation order

@@ -4,8 +4,9 @@ The Parquet features are read once into one matrix; a 17-shot window is ``offset
 (clip and repeat at movie edges, anchor centred), gathered by one indexing op per batch — no per-shot
 files. The CRN (initialised from pre-training for bassl/bassl_shotcol, from scratch for the shot-level
 baselines) and a Linear(768→2) head are trained with Adam, a per-step cosine schedule and the per-batch
-50/50 loss; every epoch is evaluated on val and test. By default the epoch is selected on val and test is
-reported there; ``finetune.select_on=last_test`` is the original's protocol (last epoch, on test).
+50/50 loss over the global batch of all ranks; every epoch is evaluated on val and test. By default the
+epoch is selected on val and test is reported there; ``finetune.select_on=last_test`` is the original's
+protocol (last epoch, on test).
 """
 
 from __future__ import annotations
@@ -72,11 +73,21 @@ def window_rows(fm: FeatureMatrix, movie: np.ndarray, shot: np.ndarray, k: int) 
     return fm.offsets[movie][:, None] + neighbor_window(shot, fm.counts[movie], k)
 
 
-def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """½ mean CE over positives + ½ mean CE over negatives of the batch (spec §8.3); label -100 is ignored."""
+def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float = 1e-5,
+                           global_batch: bool = False) -> torch.Tensor:
+    """½ mean CE over positives + ½ mean CE over negatives of the batch (spec §8.3); label -100 is ignored.
+
+    ``global_batch`` (with torch.distributed up): the means run over the whole batch of all ranks, as the
+    original's single GPU saw it. The counts are all-reduced and this rank's share is scaled by the world
+    size, so the engine's gradient averaging over ranks yields exactly the global loss's gradient."""
     ce = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")  # [B]
     pos, neg = (labels == 1).float(), (labels == 0).float()
-    return 0.5 * (ce * pos).sum() / (pos.sum() + eps) + 0.5 * (ce * neg).sum() / (neg.sum() + eps)
+    counts = torch.stack([pos.sum(), neg.sum()])  # [2]
+    scale = 1.0
+    if global_batch and tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1:
+        tdist.all_reduce(counts)  # no gradient flows through the counts
+        scale = float(tdist.get_world_size())
+    return scale * (0.5 * (ce * pos).sum() / (counts[0] + eps) + 0.5 * (ce * neg).sum() / (counts[1] + eps))
 
 
 def batches(features: torch.Tensor, rows: np.ndarray, labels: np.ndarray, order: np.ndarray, batch: int,
@@ -93,6 +104,15 @@ def batches(features: torch.Tensor, rows: np.ndarray, labels: np.ndarray, order:
         idx = torch.from_numpy(rows[ids]).flatten()  # [B*S]
         out = torch.index_select(features, 0, idx, out=buffer[: idx.numel()])
         yield out.view(len(ids), width, -1), torch.from_numpy(labels[ids]), ids
+
+
+def mean_over_ranks(value: torch.Tensor) -> float:
+    """The global loss for the log: the mean of the ranks' (world-scaled) shares."""
+    if tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1:
+        value = value.clone()
+        tdist.all_reduce(value)
+        return value.item() / tdist.get_world_size()
+    return value.item()
 
 
 @torch.no_grad()
@@ -188,10 +208,10 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
                             disable=not dist.is_main):
             for group in optimizer.param_groups:
                 group["lr"] = lr * lr_multiplier(step, total, f.warmup_ratio)
-            loss = balanced_cross_entropy(engine(x.to(dist.device).float()), y.to(dist.device))
+            loss = balanced_cross_entropy(engine(x.to(dist.device).float()), y.to(dist.device), global_batch=True)
             engine.backward(loss)
             engine.step()
-            losses.append(loss.item())
+            losses.append(mean_over_ranks(loss.detach()))
             step += 1
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
         if dist.is_main:
