@@ -15,7 +15,7 @@ precision@1 within a movie (spec §6.8). Both are on the test split.
     .venv/bin/python benchmarks/compare_methods.py [--seeds 0 1] [--methods ...] [--out runs/compare] [key=value ...]
 
 Resumable: a finished stage (encoder.pt, features.json, report.json) is not recomputed, so a killed run goes
-on where it stopped. Writes benchmarks/results/compare_methods.{json,md}.
+on where it stopped. Writes benchmarks/results/<--name, default compare_methods>.{json,md}.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=[CONTROL, *METHODS], choices=[CONTROL, *METHODS],
                    help=f"'{CONTROL}': the randomly initialised encoder, no pre-training (the control row)")
     p.add_argument("--out", type=Path, default=Path("runs/compare"))
+    p.add_argument("--name", default="compare_methods", help="results file stem in benchmarks/results/")
     p.add_argument("overrides", nargs="*", help="key=value, applied after the budget above")
     args = p.parse_args()
     out = args.out.resolve()
@@ -136,13 +137,13 @@ def main() -> None:
               "test_positive_share": 100.0 * float(np.mean(positives[positives >= 0] == 1)),
               "rows": rows}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare_methods.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Method comparison ({result['date']}, {result['machine']})", "",
              f"Seeds {args.seeds}; mean ± std over seeds; test split of the synthetic movies "
              f"({result['test_positive_share']:.1f} % of test shots end a scene: the AP of a random score). "
              "AP..F1: fine-tuned, epoch selected on val. Budget: `" + " ".join(result["budget"]) + "`.", "",
              *table(rows, args.methods)]
-    (RESULTS / "compare_methods.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
