@@ -96,6 +96,7 @@ def main() -> None:
             for _ in range(args.passes):  # several passes: one pass is only a few batches
                 got += sum(x.shape[0] for x, _, _ in batches(features, rows, labels, order, args.batch, drop_last=False))
             ours[dtype] = {"windows_per_s": got / (time.perf_counter() - t), "load_s": load_s}
+            assert got == args.passes * len(order)
             del fm, features
     args.windows = len(order)
     assert seen == args.windows

@@ -247,7 +247,8 @@ def main() -> None:
         frames, shards, counts = make_data(root, args.movies)
         print(f"data: {sum(counts.values())} shots x 3 keyframes (432x240) in {time.perf_counter() - t0:.0f} s at {root}")
 
-    cfg = load_config(["method=bassl", f"pretrain.num_workers={args.workers}"])
+    base = ["method=bassl", f"pretrain.num_workers={args.workers}"]
+    cfg = load_config(base)
     results: dict[str, float] = {}
     t = 19
 
@@ -263,8 +264,7 @@ def main() -> None:
     results["c_dali"] = timed(dali, args.windows)
     # like for like with (a): the original's bilinear crop and one jitter draw per window (spec §12.2-12.3)
     print("(c') DALI on shards with the original's switches ...", flush=True)
-    cfg_orig = load_config(["method=bassl", f"pretrain.num_workers={args.workers}", "augment.crop_interpolation=bilinear",
-                            "augment.color_jitter_consistent=true"])
+    cfg_orig = load_config([*base, "augment.crop_interpolation=bilinear", "augment.color_jitter_consistent=true"])
     dali = build_pretrain_loader(cfg_orig, shards, loader="dali", batch_size=args.batch, device="cpu")
     results["c_dali_original_switches"] = timed(dali, args.windows)
     print("decode ceilings ...", flush=True)

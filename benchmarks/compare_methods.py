@@ -122,7 +122,7 @@ def main() -> None:
     if not (out / "shards" / "manifest.json").is_file():
         print(generate(out / "movienet", cfg.synth).describe())
         build_shards(cfg, out / "movienet", out / "shards")
-    positives = np.concatenate([a.boundary_labels(cfg.data.negative_label)
+    test_labels = np.concatenate([a.boundary_labels(cfg.data.negative_label)
                                 for a in MovieNetSource.from_config(cfg.data).split("test").values()])
     rows = []
     for seed in args.seeds:
@@ -134,7 +134,7 @@ def main() -> None:
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
               "budget": base[: len(BUDGET)] + list(args.overrides), "seeds": args.seeds,
-              "test_positive_share": 100.0 * float(np.mean(positives[positives >= 0] == 1)),
+              "test_positive_share": 100.0 * float(np.mean(test_labels[test_labels >= 0] == 1)),
               "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -40,10 +40,11 @@ def feature_only_metrics(cfg: Config, movie_features: Callable[[str], np.ndarray
     for vid, ann in source.split(split).items():
         labels = ann.boundary_labels(cfg.data.negative_label)
         keep = labels >= 0
+        x = movie_features(vid)  # [n, D]
         gts.append(labels[keep])
-        scores.append(adjacent_dissimilarity(movie_features(vid))[ann.shot_ids[keep]])
+        scores.append(adjacent_dissimilarity(x)[ann.shot_ids[keep]])
         if ann.scene_ids is not None:
-            feats.append(movie_features(vid)[ann.shot_ids])
+            feats.append(x[ann.shot_ids])
             vids += [vid] * len(ann.shot_ids)
             scenes.append(ann.scene_ids)
     out = {"adjacent_ap": average_precision(np.concatenate(gts), np.concatenate(scores))}

@@ -20,12 +20,11 @@ FORMAT = "bassl-weights-1"
 
 
 def export_weights(model: nn.Module, path: str | Path, config: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
-    """Write ``{"encoder": ..., "crn": ..., "config": ...}`` (tensors and plain values only), atomically."""
+    """Write ``{"encoder": ..., "crn": ..., "head_nce": ..., "config": ...}`` (one state_dict per submodule of
+    ``model``, so the pretext heads travel too; tensors and plain values only), atomically."""
     doc: dict[str, Any] = {"format": FORMAT, "config": config, **(extra or {})}
-    for name in ("encoder", "crn", "head_nce"):
-        module = getattr(model, name, None)
-        if module is not None:
-            doc[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    for name, module in model.named_children():
+        doc[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
