@@ -39,7 +39,7 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
 
 @command("synth", "write a synthetic dataset in the MovieNet-SSeg layout", _synth_args)
 def _synth(args: argparse.Namespace, cfg: Config) -> int:
-    from bassl.sharding.synthetic import generate
+    from bassl.synth.generate import generate
 
     summary = generate(args.out, cfg.synth)
     save_config(cfg, args.out, "synth_config.yaml")
@@ -58,7 +58,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
 
 @command("validate", "check a MovieNet-SSeg layout: frames, annotations, shot timing", _validate_args)
 def _validate(args: argparse.Namespace, cfg: Config) -> int:
-    from bassl.sharding.movienet import MovieNetSource
+    from bassl.data.movienet import MovieNetSource
 
     source = MovieNetSource.from_config(cfg.data, root=args.root)
     report = source.validate(window_size=cfg.window_size)
@@ -88,7 +88,7 @@ def _shard_args(p: argparse.ArgumentParser) -> None:
 def _shard(args: argparse.Namespace, cfg: Config) -> int:
     from dataclasses import replace
 
-    from bassl.sharding.shard_writer import build_shards, merge_shards, parse_part
+    from bassl.sharding.run import build_shards, merge_shards, parse_part
 
     out = (args.out or Path(cfg.data.shards)).expanduser().resolve()
     if args.merge:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from bassl.data.atomic import write_atomic
 from bassl.errors import BasslError
-
-METHODS = ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")
+from bassl.methods import METHOD_NAMES, method_info
 
 
 class ConfigError(BasslError, ValueError):
@@ -30,218 +30,207 @@ class ConfigError(BasslError, ValueError):
 
 
 # --------------------------------------------------------------------------------------------------
-# Sections. Defaults here mirror configs/default.yaml (which carries the comments); a test keeps the
-# two equal so neither can drift.
+# Sections: the types. Every default lives in configs/default.yaml (with its comment), nowhere else; a
+# section is only ever built by load_config from that file plus presets and overrides.
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class DataConfig:
-    root: str = "data/movienet"  # MovieNet-SSeg root (240P_frames/, anno/, scene318/); any absolute path works
-    frames_dir: str = "240P_frames"
-    anno_dir: str = "anno"
-    shot_timing_dir: str = "scene318/shot_movie318"
-    shards: str = "data/shards"  # WebDataset shard directory (written by `bassl shard`)
-    keyframes_per_shot: int = 3
-    fps: float = 24.0  # frame rate of the shot timing files; Recall@3s uses it
-    # spec §3.5: -1 labels become positives (abs), as the original and LGSS do. "ignore" drops them from
-    # training targets and metrics instead.
-    negative_label: Literal["positive", "ignore"] = "positive"
+    root: str
+    frames_dir: str
+    anno_dir: str
+    shot_timing_dir: str
+    shards: str
+    keyframes_per_shot: int
+    fps: float
+    negative_label: Literal["positive", "ignore"]
 
 
 @dataclass
 class WindowConfig:
-    neighbor_size: int = 8  # K; windows hold 2K+1 shots (spec §3.6)
+    neighbor_size: int
 
 
 @dataclass
 class AugmentConfig:
-    image_size: int = 224  # random-resized-crop output and eval centre crop
-    eval_resize: int = 256  # eval: shorter side to this (bicubic), then centre crop image_size
-    crop_scale: tuple[float, float] = (0.14, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 1.3333333333333333)
-    # spec §12.3: the original sets bicubic but never passes it, so it resizes bilinearly.
-    crop_interpolation: Literal["bicubic", "bilinear"] = "bicubic"
-    flip_prob: float = 0.5
-    color_jitter_prob: float = 0.8
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.05
-    # spec §12.2: the config asks for per-image jitter; the original ignores that and shares one draw.
-    color_jitter_consistent: bool = False
-    blur_prob: float = 0.5
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    image_size: int
+    eval_resize: int
+    crop_scale: tuple[float, float]
+    crop_ratio: tuple[float, float]
+    crop_interpolation: Literal["bicubic", "bilinear"]
+    flip_prob: float
+    color_jitter_prob: float
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+    color_jitter_consistent: bool
+    blur_prob: float
+    blur_sigma: tuple[float, float]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
 
 
 @dataclass
 class EncoderConfig:
-    arch: Literal["resnet50", "resnet18", "resnet_tiny"] = "resnet50"
-    zero_init_residual: bool = True
-    sync_bn: Literal["auto", "on", "off"] = "auto"  # auto: SyncBN when world > 1 on GPUs
+    arch: Literal["resnet50", "resnet18", "resnet_tiny"]
+    zero_init_residual: bool
+    sync_bn: Literal["auto", "on", "off"]
 
 
 @dataclass
 class CRNConfig:
-    hidden_size: int = 768
-    num_layers: int = 2
-    num_heads: int = 8
-    intermediate_size: int = 3072
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
-    # Learned positions: CLS + 2K+1 shots. 18 as the original, so official checkpoints load.
-    num_positions: int = 18
-    pooling: Literal["center", "cls", "avg", "max"] = "center"
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    dropout: float
+    attention_dropout: float
+    layer_norm_eps: float
+    num_positions: int
+    pooling: Literal["center", "cls", "avg", "max"]
 
 
 @dataclass
 class HeadConfig:
-    nce_hidden: int = 0  # 0: the encoder's feature size (2048 for resnet50), as the original
-    nce_dim: int = 128
+    nce_hidden: int
+    nce_dim: int
 
 
 @dataclass
 class ModelConfig:
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    crn: CRNConfig = field(default_factory=CRNConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
+    encoder: EncoderConfig
+    crn: CRNConfig
+    head: HeadConfig
 
 
 @dataclass
 class LossConfig:
-    temperature: float = 0.1  # InfoNCE temperature (spec §6.3)
-    simclr: bool = False  # instance / temporal / shotcol InfoNCE
-    shotcol: bool = False  # the ShotCoL nearest-neighbour term of bassl_shotcol (gated with ssm)
-    ssm: bool = True
-    cgm: bool = True
-    pp: bool = True
-    msm: bool = True
-    pp_num_negatives: int = 1
-    msm_mask_prob: float = 0.15
+    temperature: float
+    simclr: bool
+    shotcol: bool
+    ssm: bool
+    cgm: bool
+    pp: bool
+    msm: bool
+    pp_num_negatives: int
+    msm_mask_prob: float
 
 
 @dataclass
 class CompatConfig:
     """Switches that reproduce the original's bugs where they changed its reported numbers (spec §12)."""
 
-    # spec §12.1: as shipped, "temporal" pairs two keyframes of the *same* shot (it ignores the neighbour).
-    temporal_same_shot: bool = False
+    temporal_same_shot: bool
 
 
 @dataclass
 class OptimConfig:
-    base_lr: float = 0.3  # at reference batch 256; lr = base_lr * effective_batch / 256
-    reference_batch: int = 256
-    momentum: float = 0.9
-    weight_decay: float = 1e-6
-    trust_coefficient: float = 0.001
-    eps: float = 1e-8
-    warmup_ratio: float = 0.1
-    # spec §15: only names containing these substrings skip wd and LARS adaptation.
-    exclude_substrings: tuple[str, ...] = ("bn", "bias")
+    base_lr: float
+    reference_batch: int
+    momentum: float
+    weight_decay: float
+    trust_coefficient: float
+    eps: float
+    warmup_ratio: float
+    exclude_substrings: tuple[str, ...]
 
 
 @dataclass
 class PretrainConfig:
-    effective_batch: int = 256  # global windows per step, across all ranks
-    micro_batch: int = 0  # per-rank batch per forward; 0 = effective / world (no accumulation)
-    epochs: int = 10
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    zero_stage: int = 0
-    loader: Literal["dali", "torch"] = "dali"
-    num_workers: int = 2
-    checkpoint_every: int = 500  # steps
-    knn_every_epoch: bool = True
-    log_every: int = 10
-    output_dir: str = "runs/pretrain"
+    effective_batch: int
+    micro_batch: int
+    epochs: int
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    zero_stage: int
+    loader: Literal["dali", "torch"]
+    num_workers: int
+    checkpoint_every: int
+    knn_every_epoch: bool
+    log_every: int
+    output_dir: str
 
 
 @dataclass
 class ExtractConfig:
-    batch_size: int = 64
-    output_dir: str = "runs/features"
-    split: str = "trainvaltest"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    batch_size: int
+    output_dir: str
+    split: str
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
 
 
 @dataclass
 class FinetuneConfig:
-    effective_batch: int = 1024
-    epochs: int = 20
-    base_lr: float = 0.0  # 0: by method, 2.5e-6 for bassl/bassl_shotcol, 2.5e-5 for the baselines (spec §8.4)
-    reference_batch: int = 256
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    # "val": select the epoch on val, report test at it. "last_test": the original (last epoch, on test).
-    select_on: Literal["val", "last_test"] = "val"
-    feature_dtype: Literal["fp32", "fp16"] = "fp32"
-    output_dir: str = "runs/finetune"
+    effective_batch: int
+    epochs: int
+    base_lr: float
+    reference_batch: int
+    weight_decay: float
+    warmup_ratio: float
+    select_on: Literal["val", "last_test"]
+    feature_dtype: Literal["fp32", "fp16"]
+    output_dir: str
 
 
 @dataclass
 class EvalConfig:
-    recall_window_shots: int = 5
-    recall_seconds: float = 3.0
-    knn_k: tuple[int, ...] = (1, 5, 10, 15, 20)
+    recall_window_shots: int
+    recall_seconds: float
+    knn_k: tuple[int, ...]
 
 
 @dataclass
 class SynthConfig:
     """The built-in synthetic movies (`bassl synth`); sizes are per split, in movies."""
 
-    seed: int = 0
-    train_movies: int = 12
-    val_movies: int = 4
-    test_movies: int = 4
-    pretrain_only_movies: int = 4  # unlabelled movies that appear only in the pretrain split
-    min_scenes: int = 6
-    max_scenes: int = 12
-    mean_scene_shots: float = 13.0  # MovieNet: ~13 shots per scene, 7-8 % of shots end a scene
-    min_scene_shots: int = 2
-    max_scene_shots: int = 60
-    mean_shot_seconds: float = 3.5
-    width: int = 432  # MovieNet 240P keyframes are 432x240 (some 320x240)
-    height: int = 240
-    jpeg_quality: int = 85
-    # MovieNet's anno files are ambiguous about num_shot (spec §3.2); the reader works either way.
-    num_shot_convention: Literal["count", "last_index"] = "count"
-    workers: int = 0  # 0 = all cores
+    seed: int
+    train_movies: int
+    val_movies: int
+    test_movies: int
+    pretrain_only_movies: int
+    min_scenes: int
+    max_scenes: int
+    mean_scene_shots: float
+    min_scene_shots: int
+    max_scene_shots: int
+    mean_shot_seconds: float
+    width: int
+    height: int
+    jpeg_quality: int
+    num_shot_convention: Literal["count", "last_index"]
+    workers: int
 
 
 @dataclass
 class DistributedConfig:
-    backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: nccl with CUDA, gloo otherwise
+    backend: Literal["auto", "nccl", "gloo"]
 
 
 @dataclass
 class Config:
-    method: Literal["instance", "temporal", "shotcol", "bassl", "bassl_shotcol"] = "bassl"
-    model_preset: str = "resnet50"
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    window: WindowConfig = field(default_factory=WindowConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    compat: CompatConfig = field(default_factory=CompatConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    extract: ExtractConfig = field(default_factory=ExtractConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    synth: SynthConfig = field(default_factory=SynthConfig)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    method: Literal[METHOD_NAMES]
+    model_preset: str
+    seed: int
+    data: DataConfig
+    window: WindowConfig
+    augment: AugmentConfig
+    model: ModelConfig
+    loss: LossConfig
+    compat: CompatConfig
+    optim: OptimConfig
+    pretrain: PretrainConfig
+    extract: ExtractConfig
+    finetune: FinetuneConfig
+    eval: EvalConfig
+    synth: SynthConfig
+    distributed: DistributedConfig
 
     @property
     def window_size(self) -> int:
         return 2 * self.window.neighbor_size + 1
 
-    @property
-    def has_crn(self) -> bool:
-        return self.method in ("bassl", "bassl_shotcol")
+
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,8 +335,8 @@ def load_config(
         return None
 
     method, model_preset = pick("method"), pick("model_preset")
-    if method not in METHODS:
-        raise ConfigError(f"method: {method!r} is not a method; choose one of {', '.join(METHODS)}")
+    if method not in METHOD_NAMES:
+        raise ConfigError(f"method: {method!r} is not a method; choose one of {', '.join(METHOD_NAMES)}")
     layers.append((f"method preset {method}", _read_yaml(_package_yaml("method", f"{method}.yaml"))))
     models = available_presets("model")
     if model_preset not in models:
@@ -424,11 +413,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str, origins: dict[str, str]
             close = _closest(str(key), names)
             hint = f"; did you mean {prefix}{close}?" if close else f"; valid keys here: {', '.join(sorted(names))}"
             raise ConfigError(f"unknown key {dotted} (from {origins.get(dotted, 'defaults')}){hint}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _coerce(hints[f.name], data[f.name], prefix + f.name, origins)
-    return cls(**kwargs)
+    missing = [prefix + f.name for f in dataclasses.fields(cls) if f.name not in data]
+    if missing:  # every key has its default in default.yaml; a saved config may predate a key (config_from_dict)
+        raise ConfigError(f"keys {', '.join(missing)} have no value; configs/default.yaml must define every key")
+    return cls(**{f.name: _coerce(hints[f.name], data[f.name], prefix + f.name, origins) for f in dataclasses.fields(cls)})
 
 
 def _closest(word: str, names: typing.Iterable[str]) -> str | None:
@@ -479,7 +467,7 @@ def validate(cfg: Config, world_size: int | None = None) -> None:
     _require(0.0 < cfg.loss.temperature, f"loss.temperature: {cfg.loss.temperature} must be > 0")
     _require(0.0 < cfg.loss.msm_mask_prob < 1.0, f"loss.msm_mask_prob: {cfg.loss.msm_mask_prob} must be in (0, 1)")
     _require(cfg.loss.pp_num_negatives >= 1, f"loss.pp_num_negatives: {cfg.loss.pp_num_negatives} must be >= 1")
-    if cfg.method in ("bassl", "bassl_shotcol"):
+    if method_info(cfg.method).crn:
         _require(
             any((cfg.loss.ssm, cfg.loss.cgm, cfg.loss.pp, cfg.loss.msm)),
             f"loss: method {cfg.method} needs at least one of loss.ssm, loss.cgm, loss.pp, loss.msm enabled",
@@ -556,18 +544,17 @@ def dump_config(cfg: Config) -> str:
 
 def save_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> Path:
     """Write the resolved config next to an output, atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dump_config(cfg))
-    tmp.replace(path)
-    return path
+    return write_atomic(Path(directory) / name, dump_config(cfg))
 
 
 def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
-    """Rebuild a Config from a saved resolved config (e.g. the one stored in a checkpoint)."""
-    origins = {k: source for k in _leaf_keys(data, "")}
-    cfg = _build(Config, data, "", origins)
+    """Rebuild a Config from a saved resolved config (e.g. the one stored in a checkpoint). Keys added to bassl
+    after it was saved take their default."""
+    default_path = _package_yaml("default.yaml")
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    _merge(merged, _read_yaml(default_path), origins, str(default_path))
+    _merge(merged, data, origins, source)
+    cfg = _build(Config, merged, "", origins)
     validate(cfg)
     return cfg

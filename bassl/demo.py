@@ -30,9 +30,9 @@ def run_demo(out: Path, cfg: Config) -> int:
     """Run every stage into ``out``; returns the exit code."""
     from dataclasses import replace
 
-    from bassl.sharding.movienet import MovieNetSource
-    from bassl.sharding.shard_writer import build_shards
-    from bassl.sharding.synthetic import generate
+    from bassl.data.movienet import MovieNetSource
+    from bassl.sharding.run import build_shards
+    from bassl.synth.generate import generate
     from bassl.train.extract import extract
     from bassl.train.finetune import finetune
     from bassl.train.pretrain import pretrain
@@ -63,8 +63,8 @@ def run_demo(out: Path, cfg: Config) -> int:
     stage("fine-tune the boundary model (select on val, report test)")
     result = finetune(cfg, out / "features", out / "finetune")
     stage("report")
-    from bassl.eval.feature_baseline import feature_only_metrics
-    from bassl.train.feature_store import load_features
+    from bassl.data.features import load_features
+    from bassl.eval.frozen_features import feature_only_metrics
 
     frozen = feature_only_metrics(cfg, load_features(out / "features").rows)
     stages.append(("end", time.perf_counter()))

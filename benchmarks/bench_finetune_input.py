@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bassl.data.features import load_features, write_manifest, write_partition
+from bassl.loaders.finetune import batches
 from bassl.loaders.windows import neighbor_window
-from bassl.train.feature_store import load_features, write_manifest, write_partition
-from bassl.train.finetune import batches
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -21,8 +21,6 @@ import json
 import os
 import platform
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,15 +29,16 @@ import numpy as np
 import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
-import webdataset as wds
 from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 
 from bassl.config import load_config
+from bassl.data.movienet import LayoutWriter, annotation_row
 from bassl.loaders import build_pretrain_loader
 from bassl.loaders.sampling import epoch_order
 from bassl.loaders.shards import open_shots
 from bassl.loaders.windows import pretrain_window
+from bassl.sharding.run import build_shards
 
 K = 8
 NOTES = """Where DALI's CPU time goes (profiled 2026-11-24 on this 2-core machine, 432x240 q85 keyframes, 2 threads,
@@ -67,34 +66,18 @@ def keyframe(rng: np.random.Generator, w: int = 432, h: int = 240, quality: int 
 
 
 def make_data(root: Path, movies: int, seed: int = 0) -> tuple[Path, Path, dict[str, int]]:
+    """A MovieNet layout of ``movies`` movies (20-80 shots) and the shards `bassl shard` packs from the same bytes."""
     rng = np.random.default_rng(seed)
-    frames, shards = root / "240P_frames", root / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
+    layout = LayoutWriter(root)
     counts = {f"tt{9000000 + m:07d}": int(rng.integers(20, 81)) for m in range(movies)}
-    names, per_shard, n = [], 256, 0
-    writer = None
     for vid, count in counts.items():
-        (frames / vid).mkdir(parents=True, exist_ok=True)
         for s in range(count):
-            if n % per_shard == 0:
-                if writer:
-                    writer.close()
-                names.append(f"shard-{len(names):06d}.tar")
-                writer = wds.TarWriter(str(shards / names[-1]))
-            sample = {"__key__": f"{vid}_{s:04d}", "json": json.dumps({"video_id": vid, "shot": s}).encode()}
             for k in range(3):
-                data = keyframe(rng)
-                (frames / vid / f"shot_{s:04d}_img_{k}.jpg").write_bytes(data)
-                sample[f"{k}.jpg"] = data
-            writer.write(sample)
-            n += 1
-    writer.close()
-    for name in names:
-        idx = shards / name.replace(".tar", ".idx")
-        wds2idx = Path(sys.executable).parent / "wds2idx"
-        subprocess.run([str(wds2idx), str(shards / name), str(idx)], check=True, capture_output=True)
-    (shards / "manifest.json").write_text(json.dumps({"shards": names}))
-    return frames, shards, counts
+                layout.write_keyframe(vid, s, k, keyframe(rng))
+    layout.write_annotations({"pretrain": [annotation_row(v, s, n) for v, n in counts.items() for s in range(n)]},
+                             {v: i for i, v in enumerate(counts)})
+    build_shards(load_config(), root, root / "shards", shard_bytes="24MB", workers=1, progress=False)
+    return layout.frames_root, root / "shards", counts
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,7 +224,8 @@ def main() -> None:
     root = args.data or Path(tempfile.mkdtemp(prefix="bench_loaders_"))
     if (root / "shards" / "manifest.json").exists():
         frames, shards = root / "240P_frames", root / "shards"
-        counts = dict(zip(open_shots(shards).movie_ids, open_shots(shards).num_shots.tolist(), strict=True))
+        table = open_shots(shards)
+        counts = dict(zip(table.movie_ids, table.num_shots.tolist(), strict=True))
     else:
         t0 = time.perf_counter()
         frames, shards, counts = make_data(root, args.movies)

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 
 from bassl.config import load_config
-from bassl.sharding.shard_writer import build_shards
-from bassl.sharding.synthetic import generate
+from bassl.sharding.run import build_shards
+from bassl.synth.generate import generate
 from bassl.train.pretrain import pretrain
 
 RESULTS = Path(__file__).resolve().parent / "results"

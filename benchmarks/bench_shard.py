@@ -35,7 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "shard.json"
 
 def generate(root: Path, overrides: list[str]) -> None:
     from bassl.config import load_config
-    from bassl.sharding.synthetic import generate as synth
+    from bassl.synth.generate import generate as synth
 
     synth(root, load_config(overrides).synth, progress=False)
 

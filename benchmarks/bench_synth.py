@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bassl.config import load_config
-from bassl.sharding.synthetic import generate
+from bassl.synth.generate import generate
 
 
 def main(overrides: list[str]) -> None:

@@ -8,7 +8,7 @@ budget: same model preset, batch, epochs, fine-tuning schedule. A control row, `
 the encoder at its random initialisation, extracted and fine-tuned like a shot-level baseline.
 
 Two columns need no fine-tuning and so say something about the features alone, whatever the fine-tuning
-learning rate does (``bassl.eval.feature_baseline``): ``adjacent AP`` scores shot i as a boundary by
+learning rate does (``bassl.eval.frozen_features``): ``adjacent AP`` scores shot i as a boundary by
 ``1 - cos(mean(f[i-1], f[i]), mean(f[i+1], f[i+2]))`` of the frozen features, and ``kNN@1`` is scene-retrieval
 precision@1 within a movie (spec §6.8). Both are on the test split.
 
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from bassl.config import load_config
-from bassl.eval.feature_baseline import feature_only_metrics
-from bassl.sharding.movienet import MovieNetSource
-from bassl.train.feature_store import load_features
+from bassl.data.features import load_features
+from bassl.data.movienet import MovieNetSource
+from bassl.eval.frozen_features import feature_only_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")
@@ -116,8 +116,8 @@ def main() -> None:
     base = [*BUDGET, f"data.root={out / 'movienet'}", f"data.shards={out / 'shards'}", *args.overrides]
     cfg = load_config(base)
 
-    from bassl.sharding.shard_writer import build_shards
-    from bassl.sharding.synthetic import generate
+    from bassl.sharding.run import build_shards
+    from bassl.synth.generate import generate
 
     if not (out / "shards" / "manifest.json").is_file():
         print(generate(out / "movienet", cfg.synth).describe())

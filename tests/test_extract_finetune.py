@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_movienet_reader import write_layout  # sibling test modules
-from test_pretrain import clean_env, overrides
+from builders import MOVIES, clean_env, overrides, write_layout, write_shards
 
 from bassl.config import load_config
-from bassl.train.feature_store import FeatureMatrix, load_features, write_manifest, write_partition
-from bassl.train.finetune import balanced_cross_entropy, finetune, window_rows
+from bassl.data.features import FeatureMatrix, load_features, write_manifest, write_partition
+from bassl.loaders.finetune import window_rows
+from bassl.train.finetune import balanced_cross_entropy, finetune
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,32 @@ def test_extract_every_shot_once_on_two_ranks_and_resume(pretrain_shards, encode
     np.testing.assert_array_equal(b.counts, [30, 5, 21])  # every shot exactly once: no padding duplicates
     np.testing.assert_allclose(a.features, b.features, rtol=1e-4, atol=1e-5)
     assert b.metadata["method"] == "bassl" and len(b.metadata["checkpoint_sha256"]) == 64
+
+
+def test_skip_mode_shards_go_through_pretraining_and_extraction(tmp_path, capsys):
+    """`bassl shard --on-error skip` output: every later stage takes it, says what was filled, and keeps every
+    shot index (a shot that lost every keyframe is served by its neighbour, so it has a feature too)."""
+    from bassl.train.extract import extract
+    from bassl.train.pretrain import pretrain
+
+    def damage(root: Path) -> None:
+        movie = root / "240P_frames" / "tt0000001"
+        (movie / "shot_0004_img_1.jpg").write_bytes(b"")  # one keyframe
+        for k in range(3):
+            (movie / f"shot_0010_img_{k}.jpg").write_bytes(b"not a jpeg")  # a whole shot
+
+    vids = list(MOVIES)
+    shards = write_shards(tmp_path, splits={"pretrain": vids, "trainvaltest": vids}, on_error="skip", damage=damage)
+    note = "lack 1 shot(s) of 1 movie(s), e.g. shot 10 of tt0000001, each served by its nearest neighbour's keyframes, " \
+           "and 1 single keyframe(s)"
+    run = pretrain(load_config(overrides(shards, "pretrain.epochs=1")), tmp_path / "pt")
+    assert run["step"] == sum(MOVIES.values()) // 8
+    assert f"[pretrain] note: the shards {note}" in capsys.readouterr().out
+    extract(load_config(overrides(shards, "extract.batch_size=8")), tmp_path / "pt" / "encoder.pt", tmp_path / "f")
+    assert f"[extract] note: the shards {note}" in capsys.readouterr().out
+    fm = load_features(tmp_path / "f")
+    assert fm.counts.tolist() == list(MOVIES.values())  # every shot has its feature, at its own index
+    np.testing.assert_array_equal(fm.rows("tt0000001")[10], fm.rows("tt0000001")[9])
 
 
 def test_windows_clip_and_repeat_at_movie_edges():

@@ -1,67 +1,26 @@
-"""Loaders on tiny shards made here: window arithmetic, the plan, both loaders' batches, sharing rules, eval parity."""
+"""Loaders on tiny shards written by `bassl shard`: windows, the plan, both loaders' batches, sharing rules, eval parity."""
 
 from __future__ import annotations
 
-import io
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import webdataset as wds
-from PIL import Image
+from builders import MOVIES, H, W, frame, tiny_cfg
 
 from bassl.config import load_config
 from bassl.loaders import build_eval_loader, build_pretrain_loader
 from bassl.loaders.sampling import PlanSpec, crop_box, epoch_order, plan_sample, rank_slice
 from bassl.loaders.shards import jpeg_size, open_shots
-from bassl.loaders.windows import neighbor_window, pretrain_window, sparse_positions, temporal_neighbor
-
-MOVIES = {"tt0000001": 30, "tt0000002": 5, "tt0000003": 21}  # one movie shorter than 17 shots
-W, H = 96, 64
-
-
-def frame(movie: int, shot: int, k: int) -> bytes:
-    """A smooth, shot-specific image (smooth so JPEG decoders agree closely)."""
-    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
-    rgb = np.stack([(x * 2 + shot * 7) % 256, (y * 3 + movie * 50) % 256, (x + y + k * 40) % 256], axis=-1)
-    buf = io.BytesIO()
-    Image.fromarray(rgb.astype(np.uint8)).save(buf, "JPEG", quality=95)
-    return buf.getvalue()
-
-
-def write_shards(root: Path, per_shard: int = 20) -> Path:
-    """Movie-ordered shards (one sample per shot: 0.jpg 1.jpg 2.jpg + json), DALI indexes, a manifest."""
-    root.mkdir(parents=True, exist_ok=True)
-    samples = [(m, vid, s) for m, (vid, n) in enumerate(MOVIES.items()) for s in range(n)]
-    shards = []
-    for i in range(0, len(samples), per_shard):
-        name = f"shard-{i // per_shard:06d}.tar"
-        with wds.TarWriter(str(root / name)) as w:
-            for m, vid, s in samples[i : i + per_shard]:
-                d = {"__key__": f"{vid}_{s:04d}", "json": json.dumps({"video_id": vid, "shot": s}).encode()}
-                d.update({f"{k}.jpg": frame(m, s, k) for k in range(3)})
-                w.write(d)
-        wds2idx = Path(sys.executable).parent / "wds2idx"
-        idx = root / name.replace(".tar", ".idx")
-        subprocess.run([str(wds2idx), str(root / name), str(idx)], check=True, capture_output=True)
-        shards.append(name)
-    manifest = {"shards": shards, "splits": {"test": ["tt0000002", "tt0000003"]}}
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root
+from bassl.loaders.windows import neighbor_window, pretrain_window, temporal_neighbor
+from bassl.methods import method_info
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    return write_shards(tmp_path_factory.mktemp("shards"))
-
-
-def tiny_cfg(method: str = "bassl", *extra: str):
-    return load_config([f"method={method}", "model_preset=tiny", "augment.image_size=32", "augment.eval_resize=40",
-                        "pretrain.num_workers=0", *extra])
+def shards(pretrain_shards) -> Path:
+    return pretrain_shards
 
 
 # --------------------------------------------------------------------------------------------------
@@ -89,8 +48,8 @@ def test_neighbor_window_pads_by_repetition_anchor_centred():
 
 
 def test_sparse_positions_and_temporal_neighbor():
-    assert sparse_positions("bassl", 8) == (0, 16)
-    assert sparse_positions("shotcol", 8) == sparse_positions("bassl_shotcol", 8) == (0, 16, 8)
+    assert method_info("bassl").sparse_positions(8) == (0, 16)
+    assert method_info("shotcol").sparse_positions(8) == method_info("bassl_shotcol").sparse_positions(8) == (0, 16, 8)
     got = {temporal_neighbor(0, 30, 8, u) for u in np.linspace(0, 0.999, 200)}
     assert got == set(range(1, 9))
     got = {temporal_neighbor(10, 12, 8, u) for u in np.linspace(0, 0.999, 200)}

@@ -126,11 +126,11 @@ def test_recall_at_three_seconds_edge_is_strict():
 
 
 def test_negative_labels_count_as_boundaries_or_are_ignored(tmp_path):
-    from test_movienet_reader import write_layout
+    from builders import write_layout
 
     from bassl.config import load_config
+    from bassl.data.movienet import MovieNetSource
     from bassl.eval.evaluate import evaluate_predictions
-    from bassl.sharding.movienet import MovieNetSource
 
     write_layout(tmp_path / "m", {"tt0000001": [0, 1, 0, 0, -1]})
     ann = MovieNetSource(tmp_path / "m").split("test")["tt0000001"]

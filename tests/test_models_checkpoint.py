@@ -11,6 +11,7 @@ from original_bassl import OriginalWrapper
 
 from bassl.cli import main
 from bassl.config import load_config
+from bassl.methods import method_info
 from bassl.models import build_encoder, build_pretrain_model
 from bassl.models.official_checkpoint import CheckpointError, import_official_checkpoint, our_name
 from bassl.models.weights import load_weights
@@ -36,7 +37,7 @@ class Trap:
 def _official_ckpt(tmp_path: Path, method: str = "bassl", seed: int = 0) -> tuple[Path, dict, object]:
     cfg = load_config(["model_preset=tiny", f"method={method}"])
     torch.manual_seed(seed)
-    wrapper = OriginalWrapper(cfg, build_encoder(cfg.model.encoder), with_crn=cfg.has_crn)
+    wrapper = OriginalWrapper(cfg, build_encoder(cfg.model.encoder), with_crn=method_info(cfg.method).crn)
     state = wrapper.state_dict()
     ckpt = {
         "epoch": 9,

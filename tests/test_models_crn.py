@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torchvision
@@ -38,7 +40,7 @@ def test_resnet50_keeps_torchvision_names_without_fc():
 
 @pytest.mark.parametrize("arch,dim", [("resnet_tiny", 128), ("resnet18", 512)])
 def test_small_encoders_output_their_feature_dim(cfg, arch, dim):
-    enc_cfg = type(cfg.model.encoder)(arch=arch)
+    enc_cfg = dataclasses.replace(cfg.model.encoder, arch=arch)
     enc = build_encoder(enc_cfg).eval()
     assert enc.feature_dim == dim
     assert enc(torch.randn(2, 3, 64, 64)).shape == (2, dim)

@@ -8,7 +8,7 @@ import torch
 
 from bassl.config import load_config
 from bassl.loaders.sampling import msm_mask
-from bassl.loaders.windows import images_per_sample
+from bassl.methods import method_info
 from bassl.models import build_pretrain_model
 from bassl.train.lars import build_lars
 from bassl.train.objectives import PretextLoss
@@ -40,7 +40,7 @@ def test_method_trains_on_a_fixed_batch(method):
     model = build_pretrain_model(cfg).train()
     objective = PretextLoss(cfg)
     B = 6
-    images = torch.randn(B, images_per_sample(method, cfg.window.neighbor_size), 3, 32, 32)
+    images = torch.randn(B, method_info(method).images_per_sample(cfg.window.neighbor_size), 3, 32, 32)
     rng = np.random.default_rng(0)
     mask = torch.from_numpy(np.stack([msm_mask(rng, cfg.window_size, cfg.loss.msm_mask_prob) for _ in range(B)]))
     opt = build_lars(model, cfg.optim, lr=1.0)
@@ -55,7 +55,7 @@ def test_method_trains_on_a_fixed_batch(method):
         out["total"].backward()
         if step == 0:
             grads = {n: p.grad for n, p in model.named_parameters()}
-            for name in MUST_LEARN + (CRN_MUST_LEARN if cfg.has_crn else []):
+            for name in MUST_LEARN + (CRN_MUST_LEARN if method_info(cfg.method).crn else []):
                 assert grads[name] is not None and grads[name].abs().sum() > 0, name
         opt.step()
         totals.append(out["total"].item())

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from bassl.config import load_config
 from bassl.loaders.sampling import msm_mask
-from bassl.loaders.windows import images_per_sample, sparse_positions
+from bassl.methods import method_info
 from bassl.models import ContextualRelationNetwork, MaskedShotHead
 from bassl.train.objectives import cgm_loss, cgm_samples, msm_loss, nearest_neighbour, pp_loss, pp_samples
 
@@ -112,8 +112,8 @@ def test_shotcol_nearest_neighbour_skips_the_centre():
 
 
 def test_batch_layout():
-    assert sparse_positions("bassl", C) == (0, 16)
-    assert sparse_positions("shotcol", C) == sparse_positions("bassl_shotcol", C) == (0, 16, 8)
-    assert [images_per_sample(m, C) for m in ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")] == [
+    assert method_info("bassl").sparse_positions(C) == (0, 16)
+    assert method_info("shotcol").sparse_positions(C) == method_info("bassl_shotcol").sparse_positions(C) == (0, 16, 8)
+    assert [method_info(m).images_per_sample(C) for m in ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")] == [
         2, 2, 20, 19, 20,
     ]

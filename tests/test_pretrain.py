@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from builders import bassl_cmd, clean_env, curve, overrides
 
 from bassl.config import load_config
 from bassl.models.weights import load_weights
@@ -20,28 +20,6 @@ from bassl.train import pretrain as pretrain_mod
 from bassl.train.checkpoint import latest_tag
 from bassl.train.distributed import free_port
 from bassl.train.pretrain import NonFiniteLoss, deepspeed_config, pretrain
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def overrides(shards: Path, *extra: str) -> list[str]:
-    return ["model_preset=tiny", "augment.image_size=32", "augment.eval_resize=40", "pretrain.num_workers=0",
-            f"data.shards={shards}", "data.root=/nonexistent", "pretrain.effective_batch=8", "pretrain.epochs=2",
-            "pretrain.log_every=1", "pretrain.checkpoint_every=2", "pretrain.knn_every_epoch=false", *extra]
-
-
-def curve(run: Path) -> dict[int, float]:
-    return {d["step"]: d["total"] for d in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a child run: without the rendezvous variables this test process set for itself."""
-    drop = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"}
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
-
-
-def bassl_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bassl", *args]
 
 
 def test_deepspeed_batch_arithmetic():

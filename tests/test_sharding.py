@@ -19,11 +19,11 @@ from PIL import Image
 
 from bassl.cli import main as cli_main
 from bassl.config import load_config
+from bassl.data import atomic
+from bassl.data.manifest import load_manifest
+from bassl.data.shard_format import index_text, jpeg_problem, ustar_header
 from bassl.errors import DataError
-from bassl.sharding import shard_writer
-from bassl.sharding.manifest import load_manifest
-from bassl.sharding.shard_format import index_text, jpeg_problem, ustar_header
-from bassl.sharding.shard_writer import build_shards, merge_shards
+from bassl.sharding.run import build_shards, merge_shards
 
 # Movie sizes chosen so that, at SHARD_SIZE, small movies share shards, tt0000002 spans several, and
 # tt0000004 does not fit after tt0000003 and so starts a new shard.
@@ -242,19 +242,20 @@ def test_resume_keeps_verified_shards_and_rebuilds_the_rest(source, reference, t
 
 
 def test_crash_mid_run_then_rerun_equals_uninterrupted(source, reference, tmp_path, monkeypatch):
-    real_replace, calls = shard_writer.os.replace, []
+    real_replace, calls = atomic.os.replace, []
 
     def crash_on_eighth(a, b):
         calls.append(b)
-        if len(calls) == 8:  # plan, 2 x (tar, idx, record), then the third tar: killed before its rename
+        if len(calls) == 8:  # plan, 2 x (idx, tar, record), then the third index: killed before its rename
             raise KeyboardInterrupt
         real_replace(a, b)
 
-    monkeypatch.setattr(shard_writer.os, "replace", crash_on_eighth)
+    monkeypatch.setattr(atomic.os, "replace", crash_on_eighth)
     with pytest.raises(KeyboardInterrupt):
         build(source, tmp_path)
-    monkeypatch.setattr(shard_writer.os, "replace", real_replace)
-    assert not (tmp_path / "manifest.json").exists() and Path(calls[-1]).name == "shard-000002.tar"
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert not (tmp_path / "manifest.json").exists() and Path(calls[-1]).name == "shard-000002.idx"
+    assert not list(tmp_path.glob(".*.tmp"))  # the crashed writer's temp files are gone
     summary = build(source, tmp_path)
     assert summary.kept == 2
     assert shard_files(tmp_path) == shard_files(reference)
@@ -264,9 +265,10 @@ def test_a_live_builder_of_the_same_shard_is_not_disturbed(source, reference, tm
     out = tmp_path / "out"
     shutil.copytree(reference, out)
     (out / ".shard-build" / "shard-000001.json").unlink()
-    live = out / f".shard-000001.tar.{socket.gethostname()}.{os.getppid()}.tmp"
+    host = socket.gethostname().split(".")[0]
+    live = out / f".shard-000001.tar.{host}.{os.getppid()}.tmp"
     live.write_bytes(b"being written")
-    with pytest.raises(DataError, match=f"another `bassl shard` \\({socket.gethostname()}, pid {os.getppid()}\\)"):
+    with pytest.raises(DataError, match=f"another `bassl shard` \\({host}, pid {os.getppid()}\\)"):
         build(source, out)
     assert live.exists()
 
@@ -319,23 +321,54 @@ def test_bad_keyframe_stops_or_is_skipped_and_reported(case, tmp_path):
 
     build(src, tmp_path / "skip", on_error="skip")
     m = load_manifest(tmp_path / "skip")
-    assert [(s["video_id"], s["shot"], s["path"]) for s in m.skipped] == [("tt0000002", 2, str(bad))]
+    assert [(p["video_id"], p["shot"], p["keyframe"], p["path"]) for p in m.skipped] == [("tt0000002", 2, 1, str(bad))]
     assert reason in m.skipped[0]["reason"]
-    assert m.movies["tt0000002"] == {"num_shots": 5, "shots": 4, "shards": [0], "splits": ["train"]}
+    assert m.movies["tt0000002"] == {"num_shots": 5, "shots": 5, "shards": [0], "splits": ["train"]}
+    assert m.missing_shots("tt0000002") == [] and m.dropped_keyframes() == m.skipped
     report = json.loads((tmp_path / "skip" / "shard_report.json").read_text())
-    assert report["skipped_shots"] == m.skipped
+    assert report["skipped_keyframes"] == m.skipped and report["skipped_shots"] == []
     import webdataset as wds
 
-    keys = [s["__key__"] for s in wds.WebDataset([str(p) for p in m.shard_paths()], shardshuffle=False)]
-    assert keys == [f"tt0000001_{s:04d}" for s in range(4)] + [f"tt0000002_{s:04d}" for s in (0, 1, 3, 4)]
+    samples = {s["__key__"]: s for s in wds.WebDataset([str(p) for p in m.shard_paths()], shardshuffle=False)}
+    assert list(samples) == [f"tt0000001_{s:04d}" for s in range(4)] + [f"tt0000002_{s:04d}" for s in range(5)]
+    assert "1.jpg" not in samples["tt0000002_0002"] and samples["tt0000002_0002"]["0.jpg"] == source_bytes(src, "tt0000002", 2, 0)
     from bassl.loaders.shards import open_shots
 
-    with pytest.raises(DataError, match=r"movie tt0000002: shot 3 where shot 2 was expected.*shard_report.json"):
-        open_shots(tmp_path / "skip")  # the loaders refuse the gap and say where it came from
+    table = open_shots(tmp_path / "skip")  # every later stage reads it: the lost keyframe is served by its neighbour
+    assert table.num_shots.tolist() == [4, 5] and table.filled_keyframes == 1 and table.filled_shots == {}
+    row = int(table.movie_start[1]) + 2
+    assert bytes(table.jpeg(row, 1)) == bytes(table.jpeg(row, 0)) == source_bytes(src, "tt0000002", 2, 0)
+    assert bytes(table.jpeg(row, 2)) == source_bytes(src, "tt0000002", 2, 2)
+    assert "1 single keyframe(s)" in table.describe_fills()
 
     # an error-mode rerun over the skip-mode output does not keep the shard that lacks a shot
     with pytest.raises(DataError, match=reason):
         build(src, tmp_path / "skip")
+
+
+def test_a_shot_with_no_keyframe_left_keeps_its_index_and_is_served_by_a_neighbour(tmp_path):
+    movies = {"tt0000001": 4, "tt0000002": 5}
+    src = make_source(tmp_path / "src", movies, {"train": list(movies)})
+    for k in range(3):
+        (src / "240P_frames" / "tt0000001" / f"shot_0000_img_{k}.jpg").unlink()  # gone before planning
+        _truncate(src / "240P_frames" / "tt0000002" / f"shot_0002_img_{k}.jpg")  # broken, found while building
+    with pytest.raises(DataError, match="shot_0000_img_0.jpg: missing keyframe"):
+        build(src, tmp_path / "stop")
+    build(src, tmp_path / "skip", on_error="skip")
+    m = load_manifest(tmp_path / "skip")
+    assert m.missing_shots("tt0000001") == [0] and m.missing_shots("tt0000002") == [2]
+    assert m.movies["tt0000001"]["shots"] == 3 and m.movies["tt0000002"]["shots"] == 4
+    report = json.loads((tmp_path / "skip" / "shard_report.json").read_text())
+    assert [(p["video_id"], p["shot"]) for p in report["skipped_shots"]] == [("tt0000001", 0), ("tt0000002", 2)]
+    assert len(report["skipped_keyframes"]) == 6
+    from bassl.loaders.shards import open_shots
+
+    table = open_shots(tmp_path / "skip", "train")
+    assert table.num_shots.tolist() == [4, 5] and table.filled_shots == {"tt0000001": [0], "tt0000002": [2]}
+    for vid, shot, neighbour in (("tt0000001", 0, 1), ("tt0000002", 2, 1)):  # the nearest shot, the earlier on a tie
+        row = int(table.movie_start[table.movie_ids.index(vid)]) + shot
+        assert [bytes(table.jpeg(row, k)) for k in range(3)] == [source_bytes(src, vid, neighbour, k) for k in range(3)]
+    assert "lack 2 shot(s) of 2 movie(s), e.g. shot 0 of tt0000001" in table.describe_fills()
 
 
 @pytest.mark.parametrize("case", ["empty_dir", "anno_only"])
@@ -382,13 +415,11 @@ def test_cli_part_merge_and_errors(source, reference, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_keyframe_naming_agrees_with_the_reader_and_big_members_fit(tmp_path):
+def test_big_members_fit(tmp_path):
     import hashlib
 
-    from bassl.sharding import movienet, shard_format
+    from bassl.data import shard_format
 
-    assert shard_format.KEYFRAME_RE.pattern == movienet.KEYFRAME_RE.pattern
-    assert shard_format.keyframe_name(12, 2) == movienet.keyframe_name(12, 2)
     big = tmp_path / "big.jpg"  # larger than the stream's buffer: it grows
     big.write_bytes(b"\xff\xd8" + np.random.default_rng(0).bytes(3 * shard_format.FLUSH_BYTES) + b"\xff\xd9")
     with open(tmp_path / "t.tar", "wb") as f:

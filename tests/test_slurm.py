@@ -276,9 +276,9 @@ def logs(log_dir: Path, state_dir: Path) -> str:
 
 
 def test_pipeline_on_a_real_slurm(slurm, tmp_path):
+    from bassl.data.features import load_features
     from bassl.loaders.shards import open_shots
     from bassl.models.weights import load_weights
-    from bassl.train.feature_store import load_features
 
     t0 = time.monotonic()
     data, work, log_dir = tmp_path / "data", tmp_path / "work", tmp_path / "logs"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bassl.sharding.synthetic as synthetic
+import bassl.synth.generate as synthetic
 from bassl.config import load_config
+from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
-from bassl.sharding.movienet import MovieNetSource
-from bassl.sharding.synthetic import generate
-from bassl.sharding.synthetic_plan import plan_dataset
+from bassl.synth.generate import generate
+from bassl.synth.plan import plan_dataset
 
 TINY = ["synth.train_movies=2", "synth.val_movies=1", "synth.test_movies=1", "synth.pretrain_only_movies=1",
         "synth.min_scenes=3", "synth.max_scenes=4", "synth.mean_scene_shots=6", "synth.max_scene_shots=12",

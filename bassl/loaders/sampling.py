@@ -20,7 +20,8 @@ import numpy as np
 
 from bassl.config import Config
 from bassl.errors import DataError
-from bassl.loaders.windows import PAIR_METHODS, images_per_sample, pretrain_window, sparse_positions, temporal_neighbor
+from bassl.loaders.windows import pretrain_window, temporal_neighbor
+from bassl.methods import method_info
 
 _ORDER_TAG = 0x0DE5  # separate streams for the order and the per-sample draws
 _SAMPLE_TAG = 0x5A3B
@@ -68,11 +69,12 @@ class PlanSpec:
 
     @property
     def images(self) -> int:
-        return images_per_sample(self.method, self.k)
+        return method_info(self.method).images_per_sample(self.k)
 
     @property
     def has_mask(self) -> bool:
-        return self.method in ("bassl", "bassl_shotcol")
+        """MSM masks come with every window of a method that trains a CRN."""
+        return method_info(self.method).crn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,7 +150,8 @@ def plan_sample(spec: PlanSpec, movie_start: int, num_shots: int, anchor_row: in
     k = spec.k
     mask = None
     # Which shots, which keyframes (spec §3.6, §3.7), and which images share one augmentation draw (§4.3).
-    if spec.method in PAIR_METHODS:
+    info = method_info(spec.method)
+    if not info.is_window:
         kf0 = rng.integers(spec.keyframes)
         if spec.method == "instance":
             shots, kfs = np.array([c, c]), np.array([kf0, kf0])
@@ -163,7 +166,7 @@ def plan_sample(spec: PlanSpec, movie_start: int, num_shots: int, anchor_row: in
         # One keyframe per distinct shot: a shot repeated in a short movie keeps its keyframe.
         per_shot = rng.integers(spec.keyframes, size=min(num_shots, 2 * k + 1))
         dense_kf = per_shot[dense - dense.min()]
-        sp = np.asarray(sparse_positions(spec.method, k))
+        sp = np.asarray(info.sparse_positions(k))
         shots = np.concatenate([dense[sp], dense])
         kfs = np.concatenate([dense_kf[sp], dense_kf])
         group = np.concatenate([np.zeros(len(sp), np.int64), np.ones(2 * k + 1, np.int64)])

@@ -1,56 +1,28 @@
-"""Random access to keyframe JPEG bytes inside WebDataset shards, through the DALI index files.
+"""Random access to keyframe JPEG bytes inside bassl's shards, through the manifest and the DALI index files.
 
-A shard is a tar of one sample per shot: the keyframes as their original JPEG bytes (members whose
-extension ends in ``jpg``, ordered by the keyframe number in the extension, e.g. ``0.jpg 1.jpg 2.jpg``) and a
-small ``json`` (video id, shot index). Beside each ``X.tar`` the ``X.idx`` written by ``wds2idx`` lists every
-member's data offset and size, so we never scan a tar: a shot's keyframe is a slice of the shard's mmap.
+The manifest (:mod:`bassl.data.manifest`, its only reader) says which shards hold which movies and splits;
+beside each shard its index (:func:`bassl.data.shard_format.read_index`) lists every member's data offset and
+size, so a tar is never scanned: a shot's keyframe is a slice of the shard's mmap.
 
 What the stream holds: ``ShotTable`` = per movie (id, shot count, first row) and per shot row (shard,
-offsets and sizes of its keyframes), shots of a movie contiguous and in order.
+offsets and sizes of its keyframes), shots of a movie contiguous and in order, every shot 0..n-1 present.
+Shards written with ``bassl shard --on-error skip`` may lack keyframes or whole shots; the table fills them
+(a keyframe from the nearest keyframe of the same shot, a shot from its nearest neighbour in the movie), so
+shot indices, windows and labels never shift, and it counts every fill for the stages to print.
 """
 
 from __future__ import annotations
 
 import json
 import mmap
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from bassl.data.manifest import Manifest, load_manifest
+from bassl.data.shard_format import index_name, keyframe_of_ext, read_index
 from bassl.errors import DataError
-
-_KEYFRAME_EXT = re.compile(r"^(?:.*?)(\d+)\.?(?:jpg|jpeg)$|^(?:jpg|jpeg)(\d+)$")
-
-
-def _keyframe_number(ext: str) -> int | None:
-    m = _KEYFRAME_EXT.match(ext.lower())
-    if m is None:
-        return None
-    return int(m.group(1) if m.group(1) is not None else m.group(2))
-
-
-def read_idx(path: Path) -> list[dict[str, tuple[int, int]]]:
-    """Parse a ``wds2idx`` index: per sample, ``{ext: (data offset, size)}``."""
-    lines = path.read_text().splitlines()
-    if not lines or not lines[0].startswith("v1"):
-        raise DataError(f"{path}: not a DALI webdataset index (first line {lines[:1]!r}); rebuild it with wds2idx")
-    samples = []
-    for line in lines[1:]:
-        parts = line.split()
-        if len(parts) % 4:
-            raise DataError(f"{path}: malformed line {line[:80]!r} (expected groups of: ext offset size name)")
-        samples.append({parts[i]: (int(parts[i + 1]), int(parts[i + 2])) for i in range(0, len(parts), 4)})
-    return samples
-
-
-def _shot_fields(meta: dict) -> tuple[str, int]:
-    vid = meta.get("video_id")
-    shot = next((meta[k] for k in ("shot", "shot_index", "shot_idx", "shot_id") if k in meta), None)
-    if vid is None or shot is None:
-        raise DataError(f"shard sample json {meta!r} lacks video_id and a shot index (shot / shot_index / shot_id)")
-    return str(vid), int(shot)
 
 
 @dataclass
@@ -64,6 +36,8 @@ class ShotTable:
     shard: np.ndarray  # [N] int32
     offset: np.ndarray  # [N, F] int64 data offsets of the keyframes inside the shard
     size: np.ndarray  # [N, F] int64
+    filled_shots: dict[str, list[int]] = field(default_factory=dict)  # movie -> shots served by a neighbour's bytes
+    filled_keyframes: int = 0  # keyframe slots served by another keyframe of the same shot
     _maps: dict[int, mmap.mmap] = field(default_factory=dict, repr=False)
 
     @property
@@ -96,15 +70,29 @@ class ShotTable:
         keep = [m for m, v in enumerate(self.movie_ids) if v in want]
         rows = np.concatenate([np.arange(self.movie_start[m], self.movie_start[m] + self.num_shots[m]) for m in keep])
         counts = self.num_shots[keep]
+        kept_ids = [self.movie_ids[m] for m in keep]
         return ShotTable(
             shard_paths=self.shard_paths,
-            movie_ids=[self.movie_ids[m] for m in keep],
+            movie_ids=kept_ids,
             num_shots=counts,
             movie_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
             shard=self.shard[rows],
             offset=self.offset[rows],
             size=self.size[rows],
+            filled_shots={v: s for v, s in self.filled_shots.items() if v in want},
+            filled_keyframes=self.filled_keyframes,
         )
+
+    def describe_fills(self) -> str | None:
+        """One line for the stages to print when the shards had gaps (``bassl shard --on-error skip``), else None."""
+        shots = sum(len(s) for s in self.filled_shots.values())
+        if not shots and not self.filled_keyframes:
+            return None
+        first = next(((v, s[0]) for v, s in self.filled_shots.items() if s), None)
+        example = f", e.g. shot {first[1]} of {first[0]}" if first else ""
+        return (f"the shards lack {shots} shot(s) of {len(self.filled_shots)} movie(s){example}, each served by its "
+                f"nearest neighbour's keyframes, and {self.filled_keyframes} single keyframe(s), each served by "
+                "another keyframe of its shot (bassl shard --on-error skip; see shard_report.json)")
 
     def __getstate__(self):  # mmaps do not pickle; each DataLoader worker opens its own
         state = dict(self.__dict__)
@@ -112,99 +100,95 @@ class ShotTable:
         return state
 
 
-def load_shot_table(shard_paths: list[Path]) -> ShotTable:
-    """Read the index files (and the tiny json members) of these shards, in order."""
+def _nearest(present: list[int], want: int) -> int:
+    """The present index closest to ``want`` (the lower one on a tie)."""
+    return min(present, key=lambda j: (abs(j - want), j))
+
+
+def load_shot_table(manifest: Manifest, shard_paths: list[Path]) -> ShotTable:
+    """Read the index files (and the tiny json members) of these shards, in order, filling what the shards lack."""
     if not shard_paths:
-        raise DataError("no shards given; build them with `bassl shard` and pass the shard directory or manifest")
-    shards, offsets, sizes, keys = [], [], [], []
+        raise DataError(f"{manifest.path}: no shards selected; build them with `bassl shard`")
+    f = manifest.keyframes_per_shot
+    samples: dict[str, dict[int, tuple[int, list[tuple[int, int] | None]]]] = {}  # movie -> shot -> (shard, slots)
+    order: list[str] = []
     for s, tar in enumerate(shard_paths):
-        idx = tar.with_suffix(".idx")
+        idx = tar.with_name(index_name(tar.name))
         if not idx.exists():
-            raise DataError(f"{tar}: no DALI index {idx.name} beside it; write it with `wds2idx {tar} {idx}`")
-        with open(tar, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            for members in read_idx(idx):
-                frames = sorted((k, v) for ext, v in members.items() if (k := _keyframe_number(ext)) is not None)
-                if "json" not in members or not frames:
-                    raise DataError(f"{tar}: a sample has members {sorted(members)}; expected keyframe jpgs and a json")
+            raise DataError(f"{tar}: no DALI index {idx.name} beside it; rebuild the shards with `bassl shard` "
+                            "(it keeps finished shards)")
+        with open(tar, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for members in read_index(idx):
+                if "json" not in members:
+                    raise DataError(f"{tar}: a sample has members {sorted(members)} and no json; not a bassl shard")
                 o, n = members["json"]
-                keys.append(_shot_fields(json.loads(mm[o : o + n])))
-                shards.append(s)
-                offsets.append([v[0] for _, v in frames])
-                sizes.append([v[1] for _, v in frames])
-    widths = {len(o) for o in offsets}
-    if len(widths) != 1:
-        raise DataError(f"shards hold different numbers of keyframes per shot: {sorted(widths)}")
-    movie_ids: list[str] = []
-    counts: list[int] = []
-    for vid, shot in keys:
-        if not movie_ids or movie_ids[-1] != vid:
-            if vid in movie_ids:
-                raise DataError(f"movie {vid}: its shots are not contiguous in the shards (spec: movie-ordered shards)")
-            movie_ids.append(vid)
-            counts.append(0)
-        if shot != counts[-1]:
-            raise DataError(f"movie {vid}: shot {shot} where shot {counts[-1]} was expected (windows need every shot "
-                            "of a movie, in order; a gap usually means `bassl shard --on-error skip` left that shot "
-                            "out, see shard_report.json: repair its keyframes and shard again)")
-        counts[-1] += 1
-    n = np.asarray(counts, dtype=np.int64)
+                meta = json.loads(mm[o : o + n])
+                vid, shot = str(meta["video_id"]), int(meta["shot"])
+                slots: list[tuple[int, int] | None] = [None] * f
+                for ext, loc in members.items():
+                    k = keyframe_of_ext(ext)
+                    if k is not None and k < f:
+                        slots[k] = loc
+                if all(x is None for x in slots):
+                    raise DataError(f"{tar}: sample {vid}/{shot} has no keyframe members")
+                movie = samples.get(vid)
+                if movie is None:
+                    movie = samples[vid] = {}
+                    order.append(vid)
+                elif order[-1] != vid:
+                    raise DataError(f"movie {vid}: its shots are not contiguous in the shards (bassl's shards are "
+                                    "movie-ordered; were these written by `bassl shard`?)")
+                if shot in movie:
+                    raise DataError(f"{tar}: shot {shot} of movie {vid} appears twice")
+                movie[shot] = (s, slots)
+
+    shards, offsets, sizes, counts = [], [], [], []
+    filled_shots: dict[str, list[int]] = {}
+    filled_keyframes = 0
+    for vid in order:
+        movie = samples[vid]
+        n = int(manifest.movies[vid]["num_shots"]) if vid in manifest.movies else max(movie) + 1
+        beyond = [shot for shot in movie if not 0 <= shot < n]
+        if beyond:
+            raise DataError(f"movie {vid}: shot {beyond[0]} in the shards, but the manifest says {n} shots")
+        present = sorted(movie)
+        gaps = [shot for shot in range(n) if shot not in movie]
+        if gaps:
+            filled_shots[vid] = gaps
+        for shot in range(n):
+            s, slots = movie[shot] if shot in movie else movie[_nearest(present, shot)]
+            have = [k for k in range(f) if slots[k] is not None]
+            row = []
+            for k in range(f):
+                if slots[k] is None:
+                    filled_keyframes += shot in movie  # count each absent keyframe once, not again per fill
+                    row.append(slots[_nearest(have, k)])
+                else:
+                    row.append(slots[k])
+            shards.append(s)
+            offsets.append([loc[0] for loc in row])
+            sizes.append([loc[1] for loc in row])
+        counts.append(n)
+    c = np.asarray(counts, dtype=np.int64)
     return ShotTable(
         shard_paths=list(shard_paths),
-        movie_ids=movie_ids,
-        num_shots=n,
-        movie_start=np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64),
+        movie_ids=order,
+        num_shots=c,
+        movie_start=np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64),
         shard=np.asarray(shards, dtype=np.int32),
-        offset=np.asarray(offsets, dtype=np.int64),
-        size=np.asarray(sizes, dtype=np.int64),
+        offset=np.asarray(offsets, dtype=np.int64).reshape(-1, f),
+        size=np.asarray(sizes, dtype=np.int64).reshape(-1, f),
+        filled_shots=filled_shots,
+        filled_keyframes=filled_keyframes,
     )
 
 
 def open_shots(source: str | Path, split: str | None = None) -> ShotTable:
-    """The shot table of a shard directory or a manifest JSON, optionally restricted to one split's movies.
-
-    The manifest (``manifest.json``) lists the shards in order and which split each movie belongs to; a plain
-    directory is read as its ``*.tar`` files in name order, and then ``split`` needs a manifest.
-    """
-    source = Path(source)
-    manifest_path = source if source.is_file() else source / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        root = manifest_path.parent
-        paths = [root / _shard_name(s) for s in manifest.get("shards", [])]
-        table = load_shot_table(paths)
-        if split is not None:
-            table = table.select(_split_movies(manifest, split, manifest_path))
-        return table
-    paths = sorted(source.glob("*.tar"))
-    if split is not None:
-        raise DataError(f"{source}: split {split!r} requested but there is no manifest.json to say which movies it holds")
-    return load_shot_table(paths)
-
-
-def _shard_name(entry) -> str:
-    if isinstance(entry, str):
-        return entry
-    for key in ("path", "name", "file", "tar"):
-        if key in entry:
-            return entry[key]
-    raise DataError(f"manifest shard entry {entry!r} has no path/name")
-
-
-def _split_movies(manifest: dict, split: str, where: Path) -> list[str]:
-    splits = manifest.get("splits")
-    if isinstance(splits, dict) and split in splits:
-        entry = splits[split]
-        return list(entry["movies"] if isinstance(entry, dict) else entry)
-    movies = manifest.get("movies")
-    if isinstance(movies, dict):
-        chosen = [vid for vid, info in movies.items() if split in _as_list(info.get("splits", info.get("split")))]
-        if chosen:
-            return chosen
-    raise DataError(f"{where}: no movies listed for split {split!r}")
-
-
-def _as_list(x) -> list:
-    return x if isinstance(x, list) else [x]
+    """The shot table of the shards written by ``bassl shard`` into ``source`` (the directory, or its
+    ``manifest.json``), optionally restricted to the movies of one annotation split."""
+    manifest = load_manifest(source)
+    table = load_shot_table(manifest, manifest.shard_paths(split))
+    return table if split is None else table.select(manifest.movie_ids(split))
 
 
 def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int]:

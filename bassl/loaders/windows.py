@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-# Methods whose sample is a window of 2K+1 dense shots plus sparse views of some of them.
-WINDOW_METHODS = ("shotcol", "bassl", "bassl_shotcol")
-PAIR_METHODS = ("instance", "temporal")
-
 
 def pretrain_window(anchor, num_shots, k: int) -> np.ndarray:
     """``[N, 2K+1]`` dense indices of the pre-training window (the original's ``SequenceShotSampler``).
@@ -36,23 +32,6 @@ def neighbor_window(anchor, num_shots, k: int) -> np.ndarray:
     c = np.atleast_1d(np.asarray(anchor, dtype=np.int64))
     n = np.broadcast_to(np.asarray(num_shots, dtype=np.int64), c.shape)
     return np.clip(c[:, None] + np.arange(-k, k + 1), 0, (n - 1)[:, None])
-
-
-def sparse_positions(method: str, k: int) -> tuple[int, ...]:
-    """Positions into the dense window of the separately augmented sparse views, in the original's order:
-    ``edge`` = (first, last) for bassl; ``edge+center`` = (first, last, centre) for shotcol and bassl_shotcol."""
-    if method == "bassl":
-        return (0, 2 * k)
-    if method in ("shotcol", "bassl_shotcol"):
-        return (0, 2 * k, k)
-    raise ValueError(f"method {method!r} has no sparse views; window methods are {', '.join(WINDOW_METHODS)}")
-
-
-def images_per_sample(method: str, k: int) -> int:
-    """T of the batch ``images [B, T, 3, H, W]``: 2 for the pair methods, sparse + 2K+1 for the window ones."""
-    if method in PAIR_METHODS:
-        return 2
-    return len(sparse_positions(method, k)) + 2 * k + 1
 
 
 def temporal_neighbor(anchor: int, num_shots: int, k: int, u: float) -> int:

@@ -1,20 +1,15 @@
-"""Model containers: encoder + CRN + heads for pre-training, CRN + boundary head for fine-tuning."""
+"""The pre-training model: shot encoder + projection head, and for the CRN methods the CRN and its pretext heads."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from bassl.config import Config, CRNConfig, LossConfig, ModelConfig
+from bassl.config import Config, LossConfig, ModelConfig
+from bassl.methods import method_info
 from bassl.models.crn import ContextualRelationNetwork
 from bassl.models.encoder import build_encoder
-from bassl.models.heads import (
-    MaskedShotHead,
-    ProjectionHead,
-    boundary_head,
-    group_matching_head,
-    pseudo_boundary_head,
-)
+from bassl.models.heads import MaskedShotHead, ProjectionHead, group_matching_head, pseudo_boundary_head
 
 
 class PretrainModel(nn.Module):
@@ -52,24 +47,6 @@ class PretrainModel(nn.Module):
         return feats.view(B, T, -1)
 
 
-class BoundaryModel(nn.Module):
-    """Fine-tuning: CRN over precomputed shot features + Linear(H -> 2) on the pooled (centre) state."""
-
-    def __init__(self, input_dim: int, crn: CRNConfig) -> None:
-        super().__init__()
-        self.crn = ContextualRelationNetwork(input_dim, crn)
-        self.head_sbd = boundary_head(crn.hidden_size)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        _, pooled = self.crn(features)  # [B, S, D] -> [B, H]
-        return self.head_sbd(pooled)  # [B, 2]
-
-
 def build_pretrain_model(cfg: Config) -> PretrainModel:
     """The pre-training model for ``cfg.method`` (a CRN only for bassl and bassl_shotcol)."""
-    return PretrainModel(cfg.model, cfg.loss, with_crn=cfg.has_crn)
-
-
-def build_boundary_model(cfg: Config, input_dim: int) -> BoundaryModel:
-    """The fine-tuning model over ``input_dim``-d shot features (the encoder's feature size)."""
-    return BoundaryModel(input_dim, cfg.model.crn)
+    return PretrainModel(cfg.model, cfg.loss, with_crn=method_info(cfg.method).crn)

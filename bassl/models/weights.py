@@ -7,13 +7,13 @@ from a file is ever executed. ``bassl import-checkpoint`` writes the same format
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from bassl.data.atomic import atomic_path
 from bassl.errors import DataError
 
 FORMAT = "bassl-weights-1"
@@ -26,10 +26,8 @@ def export_weights(model: nn.Module, path: str | Path, config: dict[str, Any], e
     for name, module in model.named_children():
         doc[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(doc, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(doc, tmp)
     return path
 
 

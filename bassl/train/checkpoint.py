@@ -9,14 +9,15 @@ Plain weight exports live in :mod:`bassl.models.weights`.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch.distributed as tdist
 
+from bassl.data.atomic import write_atomic
 from bassl.errors import DataError
+from bassl.train.distributed import barrier, is_distributed
 
 LATEST = "latest"
 
@@ -33,26 +34,19 @@ def latest_tag(ckpt_dir: str | Path) -> str | None:
     return tag if (Path(ckpt_dir) / tag).is_dir() else None
 
 
-def _barrier() -> None:
-    if tdist.is_available() and tdist.is_initialized():
-        tdist.barrier()
-
-
 def save_engine(engine: Any, ckpt_dir: str | Path, step: int, client_state: dict[str, Any], keep: int = 2) -> str:
     """Save every rank's part, then (rank 0) point ``latest`` at it and prune older tags beyond ``keep``."""
     ckpt_dir = Path(ckpt_dir)
     tag = step_tag(step)
     engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state=client_state, save_latest=False)
-    _barrier()  # every rank's files are on disk before the pointer moves
-    if not tdist.is_initialized() or tdist.get_rank() == 0:
-        tmp = ckpt_dir / f".{LATEST}.tmp-{os.getpid()}"
-        tmp.write_text(tag)
-        os.replace(tmp, ckpt_dir / LATEST)
+    barrier()  # every rank's files are on disk before the pointer moves
+    if not is_distributed() or tdist.get_rank() == 0:
+        write_atomic(ckpt_dir / LATEST, tag)
         tags = sorted(p.name for p in ckpt_dir.glob("step_*") if p.is_dir())
         kept = [t for t in tags if t <= tag][-keep:]
         for old in set(tags) - set(kept):  # older ones, and partial saves of a run that died
             shutil.rmtree(ckpt_dir / old, ignore_errors=True)
-    _barrier()
+    barrier()
     return tag
 
 

@@ -76,3 +76,19 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
     return DistInfo(rank=rank, local_rank=local, world_size=world, device=device, backend=backend)
+
+
+def group_size() -> int:
+    """Ranks in the initialised process group; 1 when there is none (a plain process, a test)."""
+    return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+
+
+def is_distributed() -> bool:
+    """More than one rank takes part: collectives are needed. The one test of it in bassl."""
+    return group_size() > 1
+
+
+def barrier() -> None:
+    """Wait for every rank; nothing to wait for in a one-rank run."""
+    if is_distributed():
+        torch.distributed.barrier()

@@ -15,17 +15,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as tdist
 from torch import nn
 from tqdm import tqdm
 
 from bassl.config import Config, config_from_dict, save_config, to_dict
+from bassl.data.features import metadata_for, partition_done, write_manifest, write_partition
 from bassl.loaders.build import build_eval_loader
 from bassl.loaders.shards import open_shots
 from bassl.models.encoder import build_encoder
 from bassl.models.weights import load_weights
-from bassl.train.distributed import DistInfo, init_distributed
-from bassl.train.feature_store import metadata_for, partition_done, write_manifest, write_partition
+from bassl.train.distributed import DistInfo, barrier, init_distributed
 
 MOVIES_PER_PARTITION = 16
 
@@ -76,7 +75,8 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     sha = metadata["checkpoint_sha256"]
     resume_key = {"checkpoint_sha256": sha, "split": cfg.extract.split}
 
-    movies = open_shots(cfg.data.shards, cfg.extract.split).movie_ids
+    table = open_shots(cfg.data.shards, cfg.extract.split)
+    movies = table.movie_ids
     groups = [movies[i : i + MOVIES_PER_PARTITION] for i in range(0, len(movies), MOVIES_PER_PARTITION)]
     names = [f"part-{g:05d}" for g in range(len(groups))]
     mine = list(range(dist.rank, len(groups), dist.world_size))
@@ -84,13 +84,14 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     if dist.is_main:
         print(f"[extract] {len(movies)} movies of split {cfg.extract.split} in {len(groups)} partitions; "
               f"{dist.world_size} rank(s); rank 0 has {len(todo)} of its {len(mine)} left ({precision})")
+        if fills := table.describe_fills():
+            print(f"[extract] note: {fills}")
     rows = 0
     for g in tqdm(todo, desc="extract", unit="part", disable=not dist.is_main):
         vids, shots, feats = encode_shots(cfg, encoder, dist.device, cfg.extract.split, groups[g], precision=precision)
         write_partition(out_dir, names[g], vids, shots, feats, metadata)
         rows += len(vids)
-    if tdist.is_initialized():
-        tdist.barrier()
+    barrier()
     if dist.is_main:
         write_manifest(out_dir, names, {k: v for k, v in metadata.items() if k != "config"})
         save_config(cfg, out_dir)

@@ -12,9 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from bassl.train.distributed import is_distributed
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -38,7 +36,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
     Every rank must pass the same ``n`` (the loaders drop the last incomplete batch).
     """
-    return _GatherWithGrad.apply(x) if _distributed() else x
+    return _GatherWithGrad.apply(x) if is_distributed() else x
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -51,7 +49,7 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
     z = z.to(torch.promote_types(z.dtype, torch.float32))  # at least fp32 for the exp, as the original
     n2 = z.shape[0]
     zs = gather_with_grad(z)  # [W*2n, E]
-    offset = dist.get_rank() * n2 if _distributed() else 0
+    offset = dist.get_rank() * n2 if is_distributed() else 0
     with torch.autocast(z.device.type, enabled=False):  # similarities in fp32 even under autocast
         logits = z @ zs.t() / temperature  # [2n, W*2n]
     rows = torch.arange(n2, device=z.device)

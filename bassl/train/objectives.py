@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bassl.config import Config
-from bassl.loaders.windows import WINDOW_METHODS, sparse_positions
+from bassl.methods import method_info
 from bassl.models import ContextualRelationNetwork, MaskedShotHead, PretrainModel
 from bassl.train.nce import info_nce
 from bassl.train.pseudo_boundary import PseudoBoundary, pseudo_boundary
@@ -160,8 +160,10 @@ class PretextLoss:
     def __init__(self, cfg: Config) -> None:
         self.method, self.loss = cfg.method, cfg.loss
         k = cfg.window.neighbor_size
-        self.sparse = sparse_positions(cfg.method, k) if cfg.method in WINDOW_METHODS else ()
+        info = method_info(cfg.method)
+        self.sparse = info.sparse_positions(k) if info.is_window else ()
         self.window_size = cfg.window_size
+        self.images_per_sample = info.images_per_sample(k)
 
     def __call__(
         self,
@@ -171,10 +173,9 @@ class PretextLoss:
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         T = images.shape[1]
-        expected = len(self.sparse) + self.window_size if self.sparse else 2
-        if T != expected:
+        if T != self.images_per_sample:
             raise ValueError(
-                f"method {self.method} expects {expected} images per sample (sparse views, then the "
+                f"method {self.method} expects {self.images_per_sample} images per sample (sparse views, then the "
                 f"{self.window_size}-shot window), got images of shape {tuple(images.shape)}"
             )
         feats = model.encode(images)  # [B, T, D]

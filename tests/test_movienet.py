@@ -8,41 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import write_layout
 
 from bassl.cli import main
 from bassl.config import load_config
+from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
-from bassl.sharding.movienet import MovieNetSource
-
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16 + b"\xff\xd9"
-
-
-def write_layout(root: Path, movies: dict[str, list[int]], num_shot: str = "count", timing: bool = True) -> None:
-    """movies: vid -> boundary labels per shot (1 = last shot of a scene, -1 allowed)."""
-    (root / "anno").mkdir(parents=True)
-    (root / "scene318" / "shot_movie318").mkdir(parents=True)
-    rows = []
-    for g, (vid, labels) in enumerate(movies.items()):
-        d = root / "240P_frames" / vid
-        d.mkdir(parents=True)
-        n = len(labels)
-        scene = 0
-        for s, label in enumerate(labels):
-            for k in range(3):
-                (d / f"shot_{s:04d}_img_{k}.jpg").write_bytes(JPEG)
-            rows.append({"video_id": vid, "shot_id": f"{s:04d}", "num_shot": n if num_shot == "count" else n - 1,
-                         "boundary_label": label, "global_video_id": g, "invideo_scene_id": scene, "global_scene_id": 0})
-            scene += abs(label)
-        if timing:
-            lines = [f"{s * 100} {s * 100 + 99} {s * 100 + 10} {s * 100 + 50} {s * 100 + 90}" for s in range(n)]
-            (root / "scene318" / "shot_movie318" / f"{vid}.txt").write_text("\n".join(lines) + "\n")
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    for split in ("train", "test"):
-        (root / "anno" / f"anno.{split}.ndjson").write_text(text)
-    (root / "anno" / "anno.pretrain.ndjson").write_text(
-        "".join(json.dumps({k: r[k] for k in ("video_id", "shot_id", "num_shot")}) + "\n" for r in rows))
-    (root / "anno" / "vid2idx.json").write_text(json.dumps({v: i for i, v in enumerate(movies)}))
-
 
 LABELS = [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, -1]  # 20 shots, ends with -1
 

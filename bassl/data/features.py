@@ -9,7 +9,6 @@ duckdb) sees where the numbers came from. Fine-tuning reads everything once into
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bassl.data.atomic import atomic_path, write_json
+from bassl.data.checksums import file_sha256
 from bassl.errors import DataError
-from bassl.sharding.manifest import file_sha256
 
 MANIFEST = "features.json"
 META_PREFIX = "bassl."
@@ -69,12 +69,9 @@ def write_partition(
     meta = {f"{META_PREFIX}{k}": v for k, v in (metadata or {}).items()}
     meta[f"{META_PREFIX}feature_dim"] = str(dim)
     table = table.replace_schema_metadata(meta)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     final = partition_path(out_dir, name)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
     return final
 
 
@@ -87,11 +84,7 @@ def write_manifest(out_dir: str | Path, names: list[str], metadata: dict[str, st
         parts.append({"file": path.name, "rows": pq.read_metadata(path).num_rows, "sha256": file_sha256(path)})
     doc = {"format": "bassl-features-1", "partitions": parts, "rows": sum(p["rows"] for p in parts),
            "metadata": metadata or {}}
-    final = out_dir / MANIFEST
-    tmp = final.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, final)
-    return final
+    return write_json(out_dir / MANIFEST, doc)
 
 
 @dataclass

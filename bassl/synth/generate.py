@@ -1,18 +1,17 @@
 """``bassl synth``: synthetic movies written in exactly the MovieNet-SSeg layout (spec §3), our built-in benchmark.
 
-A movie is a sequence of scenes (:mod:`synthetic_plan`) shot in procedurally painted sets with a recurring
-cast (:mod:`synthetic_art`, :mod:`synthetic_camera`), with the cases that make real scene segmentation hard:
+A movie is a sequence of scenes (:mod:`bassl.synth.plan`) shot in procedurally painted sets with a recurring
+cast (:mod:`bassl.synth.art`, :mod:`bassl.synth.camera`), with the cases that make real scene segmentation hard:
 close-ups that look alike across scenes, sets that come back, lighting changes within a scene, characters
 carried over and similar-looking places next to each other.
 
 Writing order: keyframes (in parallel over movies), shot timing, then the annotation files last, each file
-written to a temporary name and moved into place. A crashed run has no annotation files, so it is never
+written through :class:`bassl.data.movienet.LayoutWriter` (atomically). A crashed run has no annotation files, so it is never
 mistaken for a complete dataset; the same seed gives byte-identical files whatever the number of workers.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import multiprocessing.queues
 import os
@@ -27,11 +26,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bassl.config import SynthConfig
+from bassl.data.atomic import write_atomic
+from bassl.data.movienet import ANNO_DIR, FRAMES_DIR, SHOT_TIMING_DIR, LayoutWriter, annotation_row, keyframe_name
 from bassl.errors import DataError
-from bassl.sharding.synthetic_camera import MovieShoot
-from bassl.sharding.synthetic_plan import SPLITS, DatasetPlan, MoviePlan, plan_dataset
+from bassl.synth.camera import MovieShoot
+from bassl.synth.plan import SPLITS, DatasetPlan, MoviePlan, plan_dataset
 
-FRAMES_DIR, ANNO_DIR, TIMING_DIR = "240P_frames", "anno", "scene318/shot_movie318"
 MARKER = ".bassl-synth"  # marks a directory as ours, so stale synthetic movies in it may be removed
 SYNTH_ID = re.compile(r"^tt9\d{6}$")
 ANNO_SPLITS = {"pretrain": ("pretrain_only", "train", "val"), "train": ("train",), "val": ("val",),
@@ -85,10 +85,11 @@ def generate(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> SynthSum
     root = Path(out_dir).expanduser().resolve()
     plan = plan_dataset(cfg)
     _prepare(root, plan)
+    layout = LayoutWriter(root)
     summary = SynthSummary(root, movies={name: len(plan.split(name)) for name in SPLITS})
     summary.keyframes = 3 * sum(m.num_shots for m in plan.movies)
     with tqdm(total=summary.keyframes, unit="kf", desc="synth", disable=not progress, smoothing=0.1) as bar:
-        summary.bytes = _render_all(root / FRAMES_DIR, plan, cfg, lambda shots: bar.update(3 * shots))
+        summary.bytes = _render_all(layout, plan, cfg, lambda shots: bar.update(3 * shots))
     for m in plan.movies:
         summary.shots += m.num_shots
         summary.scenes += len(m.scenes)
@@ -96,8 +97,8 @@ def generate(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> SynthSum
             summary.labelled_shots += m.num_shots
             summary.positives += int((m.boundary_labels == 1).sum())
             summary.movie_ends += int((m.boundary_labels == -1).sum())
-            _write_atomic(root / TIMING_DIR / f"{m.video_id}.txt", _timing_text(m))
-    _write_annotations(root / ANNO_DIR, plan, cfg)
+            layout.write_shot_timing(m.video_id, m.shot_frames)  # start, end, keyframes, at 24 fps
+    layout.write_annotations(_annotations(plan, cfg), plan.vid2idx)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -107,15 +108,9 @@ def generate(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> SynthSum
 # --------------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _prepare(root: Path, plan: DatasetPlan) -> None:
     """Invalidate a previous run's annotations first; never touch a directory that `bassl synth` did not write."""
-    frames, anno, timing = root / FRAMES_DIR, root / ANNO_DIR, root / TIMING_DIR
+    frames, anno, timing = root / FRAMES_DIR, root / ANNO_DIR, root / SHOT_TIMING_DIR
     ours = {m.video_id for m in plan.movies}
     foreign = sorted(e.name for e in os.scandir(frames) if e.is_dir() and e.name not in ours) if frames.is_dir() else []
     annotated = anno.is_dir() and any(anno.glob("anno.*.ndjson"))
@@ -133,32 +128,27 @@ def _prepare(root: Path, plan: DatasetPlan) -> None:
                 path.unlink()
     for d in (frames, anno, timing):
         d.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text("written by `bassl synth`; the next run may replace the synthetic movies here\n")
+    write_atomic(root / MARKER, "written by `bassl synth`; the next run may replace the synthetic movies here\n")
 
 
-def _timing_text(m: MoviePlan) -> str:
-    """shot_movie318 format: one line per shot, ``start_frame end_frame kf0 kf1 kf2`` at 24 fps."""
-    return "".join(" ".join(str(int(v)) for v in row) + "\n" for row in m.shot_frames)
-
-
-def _write_annotations(anno: Path, plan: DatasetPlan, cfg: SynthConfig) -> None:
-    vid2idx = plan.vid2idx
-    _write_atomic(anno / "vid2idx.json", json.dumps(vid2idx) + "\n")
-    offsets = plan.scene_offsets
+def _annotations(plan: DatasetPlan, cfg: SynthConfig) -> dict[str, list[dict]]:
+    """The rows of every annotation file: ids only for the pre-training split, labels and scenes for the rest."""
+    vid2idx, offsets = plan.vid2idx, plan.scene_offsets
+    out: dict[str, list[dict]] = {}
     for name, splits in ANNO_SPLITS.items():
-        lines = []
+        rows = out[name] = []
         for m in plan.movies:
             if m.split not in splits:
                 continue
             num_shot = m.num_shots if cfg.num_shot_convention == "count" else m.num_shots - 1
             for shot in range(m.num_shots):
-                row: dict[str, str | int] = {"video_id": m.video_id, "shot_id": f"{shot:04d}", "num_shot": num_shot}
-                if name != "pretrain":
+                if name == "pretrain":
+                    rows.append(annotation_row(m.video_id, shot, num_shot))
+                else:
                     scene = int(m.scene_of_shot[shot])
-                    row.update(boundary_label=int(m.boundary_labels[shot]), global_video_id=vid2idx[m.video_id],
-                               invideo_scene_id=scene, global_scene_id=offsets[m.video_id] + scene)
-                lines.append(json.dumps(row) + "\n")
-        _write_atomic(anno / f"anno.{name}.ndjson", "".join(lines))
+                    rows.append(annotation_row(m.video_id, shot, num_shot, int(m.boundary_labels[shot]), vid2idx[m.video_id],
+                                               scene, offsets[m.video_id] + scene))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,16 +156,15 @@ def _write_annotations(anno: Path, plan: DatasetPlan, cfg: SynthConfig) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def render_movie(plan: MoviePlan, cfg: SynthConfig, frames_root: Path, tick: Callable[[int], None]) -> int:
+def render_movie(plan: MoviePlan, cfg: SynthConfig, layout: LayoutWriter, tick: Callable[[int], None]) -> int:
     """Write one movie's keyframes (replacing what a previous run left there); returns the bytes written."""
-    directory = frames_root / plan.video_id
+    directory = layout.frames_root / plan.video_id
     directory.mkdir(parents=True, exist_ok=True)
     stale = {e.name for e in os.scandir(directory)}
     total, pending = 0, 0
     for shot, k, jpeg in MovieShoot(plan, cfg).keyframes():
-        name = f"shot_{shot:04d}_img_{k}.jpg"
-        _write_atomic(directory / name, jpeg)
-        stale.discard(name)
+        layout.write_keyframe(plan.video_id, shot, k, jpeg)
+        stale.discard(keyframe_name(shot, k))
         total += len(jpeg)
         if k == 2:
             pending += 1
@@ -196,21 +185,21 @@ def _init_worker(progress: multiprocessing.queues.Queue) -> None:
     _progress_queue = progress
 
 
-def _render_in_worker(plan: MoviePlan, cfg: SynthConfig, frames_root: Path) -> int:
+def _render_in_worker(plan: MoviePlan, cfg: SynthConfig, layout: LayoutWriter) -> int:
     assert _progress_queue is not None
-    return render_movie(plan, cfg, frames_root, _progress_queue.put)
+    return render_movie(plan, cfg, layout, _progress_queue.put)
 
 
-def _render_all(frames_root: Path, plan: DatasetPlan, cfg: SynthConfig, tick: Callable[[int], None]) -> int:
+def _render_all(layout: LayoutWriter, plan: DatasetPlan, cfg: SynthConfig, tick: Callable[[int], None]) -> int:
     # Longest movies first, so no worker is left with a long one at the end.
     movies = sorted(plan.movies, key=lambda m: -m.num_shots)
     workers = min(cfg.workers or os.cpu_count() or 1, len(movies))
     if workers == 1:
-        return sum(render_movie(m, cfg, frames_root, tick) for m in movies)
+        return sum(render_movie(m, cfg, layout, tick) for m in movies)
     ctx = mp.get_context("spawn")  # no fork: the parent may hold threads (torch, tqdm's monitor)
     progress = ctx.Queue()
     with ctx.Pool(workers, initializer=_init_worker, initargs=(progress,)) as pool:
-        results = [pool.apply_async(_render_in_worker, (m, cfg, frames_root)) for m in movies]
+        results = [pool.apply_async(_render_in_worker, (m, cfg, layout)) for m in movies]
         while not all(r.ready() for r in results):
             try:
                 tick(progress.get(timeout=0.2))

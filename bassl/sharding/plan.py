@@ -14,34 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bassl.data.atomic import write_json
+from bassl.data.manifest import Problem
+from bassl.data.movienet import KEYFRAME_RE, keyframe_name, shot_pattern
+from bassl.data.shard_format import BLOCK, archive_bytes, member_bytes, sample_json, sample_key
 from bassl.errors import DataError
-from bassl.sharding.shard_format import BLOCK, KEYFRAME_RE, archive_bytes, keyframe_name, member_bytes, sample_json, sample_key
 
 if TYPE_CHECKING:  # only the standard library at run time: worker processes import this module
-    from bassl.sharding.movienet import MovieNetSource
+    from bassl.data.movienet import MovieNetSource
 
 PLAN_VERSION = 1
 BUILD_DIR = ".shard-build"  # plan and per-shard records; internal to the builder
 PLAN_NAME = "plan.json"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A bad input the builder met: a missing or unreadable keyframe, a broken JPEG, a movie with no frames."""
-
-    video_id: str
-    shot: int | None  # None: the whole movie
-    path: str
-    reason: str
-
-    def describe(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -137,12 +126,15 @@ def plan_settings(source: MovieNetSource, target_bytes: int) -> dict:
 class MovieScan:
     video_id: str
     num_shots: int
-    shot_bytes: list[int | None]  # per shot: bytes its sample takes in a tar; None if a keyframe is missing
+    shot_bytes: list[int | None]  # per shot: bytes its sample takes in a tar; None if every keyframe is missing
     problems: list[Problem]
 
 
 def scan_movie(frames_root: str, video_id: str, keyframes_per_shot: int) -> MovieScan:
-    """One directory listing and one stat per keyframe: shot count, per-shot sample size, missing files."""
+    """One directory listing and one stat per keyframe: shot count, per-shot sample size, missing files.
+
+    A shot missing some keyframes keeps the others (each missing one is a problem); a shot missing all of them
+    is left out of the shards (one more problem, for the whole shot): the loaders fill it from a neighbour."""
     directory = Path(frames_root) / video_id
     sizes: dict[tuple[int, int], int] = {}
     if directory.is_dir():
@@ -161,14 +153,19 @@ def scan_movie(frames_root: str, video_id: str, keyframes_per_shot: int) -> Movi
     shot_bytes: list[int | None] = []
     problems = []
     for s in range(num_shots):
-        total = member_bytes(len(sample_json(video_id, s, num_shots)))
+        total: int | None = member_bytes(len(sample_json(video_id, s, num_shots)))
+        present = 0
         for k in range(keyframes_per_shot):
             size = sizes.get((s, k))
             if size is None:
-                problems.append(Problem(video_id, s, str(directory / keyframe_name(s, k)), "missing keyframe"))
-                total = None
-                break
-            total += member_bytes(size)
+                problems.append(Problem(video_id, s, str(directory / keyframe_name(s, k)), "missing keyframe", k))
+            else:
+                total += member_bytes(size)
+                present += 1
+        if not present:
+            total = None
+            problems.append(Problem(video_id, s, str(directory / shot_pattern(s)),
+                                    "no keyframe of this shot on disk; it is left out of the shards"))
         shot_bytes.append(total)
     return MovieScan(video_id, num_shots, shot_bytes, problems)
 
@@ -262,9 +259,4 @@ def load_plan(out_dir: Path) -> ShardPlan | None:
 
 def save_plan(plan: ShardPlan, out_dir: Path) -> Path:
     """Atomically; parallel array tasks that plan at the same time write identical bytes."""
-    path = plan_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(plan.to_json(), indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(plan_path(out_dir), plan.to_json())

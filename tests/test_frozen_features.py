@@ -9,9 +9,9 @@ from sklearn.metrics import average_precision_score
 from test_extract_finetune import _finetune_layout  # sibling test module
 
 from bassl.config import load_config
-from bassl.eval.feature_baseline import adjacent_dissimilarity, feature_only_metrics
-from bassl.sharding.movienet import MovieNetSource
-from bassl.train.feature_store import load_features
+from bassl.data.features import load_features
+from bassl.data.movienet import MovieNetSource
+from bassl.eval.frozen_features import adjacent_dissimilarity, feature_only_metrics
 
 
 def test_adjacent_dissimilarity_hand_case():

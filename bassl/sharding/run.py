@@ -2,12 +2,12 @@
 
 The stages, in order:
 
-1. plan (:mod:`shard_plan`): list every movie and stat every keyframe, then decide which shots go into which
+1. plan (:mod:`bassl.sharding.plan`): list every movie and stat every keyframe, then decide which shots go into which
    shard. Saved in ``<out>/.shard-build/plan.json``; every later run, worker and ``--part`` reuses it, which
    is what makes the output byte-identical whatever the number of workers or machines.
-2. build (:mod:`shard_build`, one shard per task, ``--workers`` processes): copy the JPEG bytes (checked for
+2. build (:mod:`bassl.sharding.build`, one shard per task, ``--workers`` processes): copy the JPEG bytes (checked for
    SOI/EOI markers, never decoded or re-encoded) into a deterministic tar, hashing as it writes; write the
-   DALI index from the offsets we just wrote; move both into place (temp name, then ``os.replace``); then the
+   DALI index from the offsets we just wrote; move both into place (:mod:`bassl.data.atomic`); then the
    shard's record (size, sha256, what it holds) in ``.shard-build/``. A shard with a valid record and the same
    size and sha256 on disk is kept, so a killed run resumes where it stopped.
 3. merge (:func:`merge_shards`): once every shard has a record, write ``manifest.json`` and
@@ -15,17 +15,16 @@ The stages, in order:
    ``--merge`` does 3.
 
 Bad input (missing, unreadable or non-JPEG keyframe, truncated JPEG, movie without frames) stops the build
-with a :class:`DataError` naming the file; with ``on_error="skip"`` the shot (or movie) is left out and
-listed in the manifest's ``skipped`` and in ``shard_report.json``.
+with a :class:`DataError` naming the file; with ``on_error="skip"`` the keyframe is left out (its shot keeps the
+others; a shot with none left, or a movie without frames, is left out whole) and listed in the manifest's
+``skipped`` and in ``shard_report.json``. Every later stage accepts such shards (see :mod:`bassl.data.manifest`).
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,12 +34,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bassl.config import Config
+from bassl.data.atomic import parse_temp_name, temp_path, write_json
+from bassl.data.manifest import FORMAT, MANIFEST_NAME, VERSION, write_manifest
+from bassl.data.movienet import MovieNetSource
+from bassl.data.shard_format import index_name, member_exts
 from bassl.errors import DataError
-from bassl.sharding.manifest import FORMAT, MANIFEST_NAME, VERSION, write_manifest
-from bassl.sharding.movienet import MovieNetSource
-from bassl.sharding.shard_build import REPORT_NAME, BuildTask, keep_or_build, read_record, record_path, write_atomic
-from bassl.sharding.shard_format import member_exts
-from bassl.sharding.shard_plan import BUILD_DIR, ShardPlan, ShardSpec, load_plan, make_plan, plan_settings, save_plan
+from bassl.sharding.build import REPORT_NAME, BuildTask, keep_or_build, read_record, record_path
+from bassl.sharding.plan import BUILD_DIR, ShardPlan, ShardSpec, load_plan, make_plan, plan_settings, save_plan
 
 DEFAULT_SHARD_BYTES = 1_000_000_000  # ~1 GB: ~160 shards for MovieNet's 160 GB; a few hundred MB is fine too
 ON_ERROR = ("error", "skip")
@@ -142,7 +142,8 @@ def _plan(source: MovieNetSource, out: Path, shard_bytes: int, on_error: str, or
     wanted = plan_settings(source, shard_bytes)
     if plan is None:
         plan = make_plan(source, shard_bytes, map_fn=ordered_map)
-        plan.problems.sort(key=lambda p: (p.video_id, -1 if p.shot is None else p.shot, p.path))
+        plan.problems.sort(key=lambda p: (p.video_id, -1 if p.shot is None else p.shot, 1 << 30 if p.keyframe is None
+                                          else p.keyframe, p.path))  # a shot's own files before the shot as a whole
     elif plan.settings != wanted:
         diff = ", ".join(f"{k} {plan.settings.get(k)!r} (now {v!r})" for k, v in wanted.items() if plan.settings.get(k) != v)
         raise DataError(f"{out} holds shards planned with other settings: {diff}. Use the same --source and "
@@ -162,15 +163,17 @@ STALE_TEMP_SECONDS = 600  # a temp file untouched this long belongs to a dead ru
 def _remove_leftover_temps(out: Path, names: set[str]) -> None:
     """Delete a killed run's temp files of the shards this run builds; refuse if their writer is still alive.
 
-    Temp names carry host and pid (``.shard-000007.tar.<host>.<pid>.tmp``). A temp file counts as live when
-    it changed in the last STALE_TEMP_SECONDS and, if it is from this host, its pid is a running process.
+    Temp names carry host and pid (:func:`bassl.data.atomic.temp_path`). A temp file counts as live when it
+    changed in the last STALE_TEMP_SECONDS and, if it is from this host, its pid is a running process.
     """
-    host, now = socket.gethostname(), time.time()
+    host = parse_temp_name(temp_path(out / "x").name)[1]
+    now = time.time()
+    ours = names | {index_name(n) for n in names}
     for entry in os.scandir(out):
-        m = re.fullmatch(r"\.(shard-\d+)\.(?:tar|idx)\.(.+)\.(\d+)\.tmp", entry.name)
-        if m is None or m.group(1) + ".tar" not in names:
+        parsed = parse_temp_name(entry.name)
+        if parsed is None or parsed[0] not in ours:
             continue
-        writer_host, pid = m.group(2), int(m.group(3))
+        _, writer_host, pid = parsed
         age = now - entry.stat().st_mtime
         if age < STALE_TEMP_SECONDS and (writer_host != host or (pid != os.getpid() and _running(pid))):
             raise DataError(f"{entry.path}: another `bassl shard` ({writer_host}, pid {pid}) wrote this {age:.0f} s ago "
@@ -237,18 +240,27 @@ def build_shards(
                 summary.samples += rec["samples"]
                 summary.bytes += rec["bytes"]
                 summary.built_bytes += 0 if kept else rec["bytes"]
-                summary.skipped += rec["skipped"]
                 bar.update(sum(r["stop"] - r["first"] for r in rec["spec"]["runs"]))
                 bar.set_postfix_str(f"{summary.bytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.0f} MB/s", refresh=False)
-    summary.skipped = [asdict(p) for p in plan.problems] + sorted(summary.skipped, key=_problem_order)
+    summary.skipped = _skipped(plan, [read_record(record_path(out, t.spec)) or {} for t in tasks])
     if part is None:
         summary.manifest = merge_shards(out).manifest
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _problem_order(p: dict) -> tuple:
-    return p["video_id"], -1 if p["shot"] is None else p["shot"], p["path"]
+def _skipped(plan: ShardPlan, records: list[dict]) -> list[dict]:
+    """What was left out, in (movie, shot, keyframe) order: the plan's problems (missing files) and the builders'
+    (broken files), each once (a keyframe missing at planning is met again while building)."""
+    out: dict[tuple, dict] = {}
+    for p in [asdict(p) for p in plan.problems] + [p for r in records for p in r.get("skipped", [])]:
+        out.setdefault((p["video_id"], p["shot"], p.get("keyframe"), p["path"]), {**p, "keyframe": p.get("keyframe")})
+
+    def order(p: dict) -> tuple:
+        return (p["video_id"], -1 if p["shot"] is None else p["shot"], -1 if p["keyframe"] is None else p["keyframe"],
+                p["path"])
+
+    return sorted(out.values(), key=order)
 
 
 # ---- merge --------------------------------------------------------------------------------------------
@@ -288,19 +300,21 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
                         f"that build them again (with --part I/N, shard i belongs to part i % N), or run "
                         f"`bassl shard` without --part; finished shards are kept.")
     manifest = _manifest(plan, records)
-    build_skips = sorted((p for r in records for p in r["skipped"]), key=_problem_order)
-    skipped = [asdict(p) for p in plan.problems] + build_skips
-    manifest["skipped"] = skipped
+    skipped = manifest["skipped"] = _skipped(plan, records)
     path = write_manifest(out, manifest)
     report = {
         "manifest": MANIFEST_NAME,
         "num_skipped": len(skipped),
+        # not in the shards at all: the loaders leave these movies out of every split
         "skipped_movies": sorted({p["video_id"] for p in skipped if p["shot"] is None}),
-        "skipped_shots": [p for p in skipped if p["shot"] is not None],
+        # not in the shards, but the movie is: the loaders fill each shot with a neighbour's keyframes
+        "skipped_shots": [p for p in skipped if p["shot"] is not None and p["keyframe"] is None],
+        # the shot is in the shards with its other keyframes
+        "skipped_keyframes": [p for p in skipped if p["keyframe"] is not None],
         "skipped": skipped,
         "empty_shards": [r["name"] for r in records if r["samples"] == 0],
     }
-    write_atomic(out / REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
+    write_json(out / REPORT_NAME, report)
     return ShardSummary(out, Path(plan.settings["source"]), shards=len(records), kept=len(records), samples=manifest["num_shots"],
                         bytes=manifest["total_bytes"], seconds=time.perf_counter() - start, skipped=skipped, manifest=path)
 

@@ -1,4 +1,5 @@
-"""``manifest.json``: what a shard directory holds. Loaders choose shards, movies and splits through it.
+"""``manifest.json``: what a shard directory holds; this module is its only reader and writer. The loaders
+choose shards, movies and splits through it.
 
     {"format": "bassl-shards", "version": 1,
      "source": "/data/movienet", "keyframes_per_shot": 3, "members": ["0.jpg", "1.jpg", "2.jpg", "json"],
@@ -8,28 +9,47 @@
                                               "shots": 120}, ...]}, ...],
      "movies": {"tt0000001": {"num_shots": 120, "shots": 120, "shards": [0], "splits": ["pretrain", "train"]}},
      "splits": {"pretrain": ["tt0000001", ...], "train": [...], ...},
-     "skipped": [{"video_id": "...", "shot": 7, "path": ".../shot_0007_img_1.jpg", "reason": "..."}]}
+     "skipped": [{"video_id": "...", "shot": 7, "path": ".../shot_0007_img_1.jpg", "reason": "...", "keyframe": 1}]}
 
 Shard paths are relative to the manifest. ``first_shot``/``last_shot`` are inclusive and ``shots`` counts the
 samples in that shard (fewer than the range only where a shot was skipped: see ``skipped``). ``num_shots``
 of a movie is its shot count on disk; ``shots`` how many of them are in the shards. ``splits`` lists, per
 annotation file present, its movies that are in the shards. Labels stay in the annotation files.
+
+``skipped`` (from ``bassl shard --on-error skip``) lists what was left out: a keyframe (``keyframe`` = its
+index; the shot keeps its other keyframes), a whole shot (``keyframe`` null: no readable keyframe was left) or
+a whole movie (``shot`` null). Shot indices never move: a movie's shots stay 0..num_shots-1, and a loader
+fills a shot that is not in the shards from its neighbour (:meth:`Manifest.missing_shots`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from bassl.data.atomic import write_json
+from bassl.data.checksums import file_sha256
 from bassl.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "bassl-shards"
 VERSION = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bad input the shard builder met (an entry of ``skipped``): a missing, unreadable or broken keyframe
+    (``keyframe`` set), a shot with no usable keyframe (``keyframe`` None) or a movie without frames (``shot`` None)."""
+
+    video_id: str
+    shot: int | None
+    path: str
+    reason: str
+    keyframe: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,15 @@ class Manifest:
         wanted = sorted({i for v in chosen for i in self.movies[v]["shards"]})
         return [self.shards[i] for i in wanted]
 
+    def missing_shots(self, video_id: str) -> list[int]:
+        """Shots of a movie that are not in the shards (every keyframe was missing or broken), in order."""
+        return sorted({p["shot"] for p in self.skipped
+                       if p["video_id"] == video_id and p["shot"] is not None and p.get("keyframe") is None})
+
+    def dropped_keyframes(self) -> list[dict]:
+        """The skipped entries of single keyframes (their shots are in the shards with the other keyframes)."""
+        return [p for p in self.skipped if p["shot"] is not None and p.get("keyframe") is not None]
+
     def shard_paths(self, split: str | None = None, movies: list[str] | set[str] | None = None) -> list[Path]:
         return [self.root / s.name for s in self.select(split, movies)]
 
@@ -117,16 +146,6 @@ class Manifest:
                 raise DataError(f"{tar}: {size} bytes, the manifest says {s.bytes}; the shard was changed or cut short")
             if checksums and file_sha256(tar) != s.sha256:
                 raise DataError(f"{tar}: sha256 differs from the manifest; the shard is corrupt, rebuild it")
-
-
-def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(chunk)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -153,8 +172,4 @@ def load_manifest(path: str | Path) -> Manifest:
 
 def write_manifest(out_dir: Path, data: dict) -> Path:
     """Atomically: a reader sees the old manifest or the new one, never a partial file."""
-    path = Path(out_dir) / MANIFEST_NAME
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(out_dir) / MANIFEST_NAME, data)

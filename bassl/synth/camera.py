@@ -1,6 +1,6 @@
 """The camera department: staging, camera set-ups, lighting and film stock for one synthetic movie.
 
-Per movie the sets and the cast are painted once (:mod:`synthetic_art`). Per scene the characters are placed
+Per movie the sets and the cast are painted once (:mod:`bassl.synth.art`). Per scene the characters are placed
 in the set and the crew picks a few camera set-ups (wide, medium, two-shot, close-up, insert); shots cut
 between them, favouring shot / reverse shot, so shots of one scene resemble each other without repeating.
 Per keyframe: crop the set (blurred behind close-ups, as a long lens would), paste the characters in view,
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from bassl.config import SynthConfig
-from bassl.sharding.synthetic_art import (
+from bassl.synth.art import (
     draw_character_style,
     draw_set_style,
     paint_character,
@@ -25,7 +25,7 @@ from bassl.sharding.synthetic_art import (
     reverse_style,
     sibling_style,
 )
-from bassl.sharding.synthetic_plan import RENDER_STREAM, MoviePlan, Scene, rng_for
+from bassl.synth.plan import RENDER_STREAM, MoviePlan, Scene, rng_for
 
 CANVAS_SCALE = 2  # a set is twice the frame in each direction: wide shots show most of it
 SPRITE_HEIGHTS = (3.0, 1.8, 1.0, 0.5)  # sprite pyramid in frame heights: the close-up level, then smaller ones

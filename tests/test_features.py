@@ -9,14 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bassl.errors import DataError
-from bassl.train.feature_store import (
+from bassl.data.features import (
     load_features,
     metadata_for,
     partition_done,
     write_manifest,
     write_partition,
 )
+from bassl.errors import DataError
 
 
 def _movies(rng, spec):

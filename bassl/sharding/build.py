@@ -1,10 +1,13 @@
 """One shard: build it (or keep it if finished), as a worker process runs it.
 
-Keyframe bytes are copied into a deterministic tar (:mod:`shard_format`), hashed as they are written; the
-DALI index comes from the offsets we wrote. Files appear under their final names only by ``os.replace``
-from a hidden temp name (``.<name>.<host>.<pid>.tmp``): the tar, then its index, then the shard's record
-(``.shard-build/shard-NNNNNN.json``: size, sha256, what it holds). A shard is finished when its record
-exists and its bytes match it, so a killed run rebuilds only what it had not finished.
+Keyframe bytes are copied into a deterministic tar (:mod:`bassl.data.shard_format`), hashed as they are written;
+the DALI index comes from the offsets we wrote. Files appear under their final names only through the atomic
+writer (:mod:`bassl.data.atomic`): the tar and its index, then the shard's record (``.shard-build/
+shard-NNNNNN.json``: size, sha256, what it holds). A shard is finished when its record exists and its bytes
+match it, so a killed run rebuilds only what it had not finished.
+
+With ``on_error="skip"`` a bad keyframe is left out and the shot keeps its other keyframes; a shot with none
+left is left out as a whole (the loaders fill it from a neighbour). Both are listed in the record.
 
 Only the standard library is imported here, so spawned workers start in milliseconds.
 """
@@ -13,29 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bassl.data.atomic import atomic_path, write_json
+from bassl.data.checksums import file_sha256
+from bassl.data.manifest import Problem
+from bassl.data.movienet import keyframe_name, shot_pattern
+from bassl.data.shard_format import TarStream, index_name, index_text, keyframe_ext, sample_json, sample_key
 from bassl.errors import DataError
-from bassl.sharding.manifest import file_sha256
-from bassl.sharding.shard_format import TarStream, index_text, keyframe_ext, keyframe_name, sample_json, sample_key
-from bassl.sharding.shard_plan import BUILD_DIR, Problem, ShardSpec
+from bassl.sharding.plan import BUILD_DIR, ShardSpec
 
 REPORT_NAME = "shard_report.json"
-
-
-def tmp_name(path: Path) -> Path:
-    """A hidden temp name beside ``path``, unique per process and machine (parts may share a file system)."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = tmp_name(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
 
 @dataclass(frozen=True)
 class BuildTask:
@@ -51,10 +43,6 @@ class BuildTask:
 
 def record_path(out_dir: Path, spec: ShardSpec) -> Path:
     return out_dir / BUILD_DIR / spec.name.replace(".tar", ".json")
-
-
-def index_name(name: str) -> str:
-    return name[: -len(".tar")] + ".idx"
 
 
 def read_record(path: Path) -> dict | None:
@@ -88,42 +76,41 @@ def build_shard(task: BuildTask) -> dict:
     out, spec = Path(task.out_dir), task.spec
     frames = task.frames_root
     tar_path, idx_path = out / spec.name, out / index_name(spec.name)
-    tmp_tar, tmp_idx = tmp_name(tar_path), tmp_name(idx_path)
     hasher = hashlib.sha256()
     skipped: list[dict] = []
     ranges: list[dict] = []
     record_path(out, spec).unlink(missing_ok=True)  # an older record must not vouch for the files replaced below
-    try:
+    # A crash before the record leaves a shard with no record, which the next run rebuilds.
+    with atomic_path(tar_path) as tmp_tar, atomic_path(idx_path) as tmp_idx:
         with open(tmp_tar, "wb", buffering=0) as f:
             stream = TarStream(f, hasher)
             for run in spec.runs:
                 movie_dir = f"{frames}/{run.video_id}/"
                 for shot in range(run.first, run.stop):
                     stream.begin_sample(sample_key(run.video_id, shot))
+                    kept = 0
                     for k in range(task.keyframes_per_shot):
                         path = movie_dir + keyframe_name(shot, k)
                         problem = stream.add_file(keyframe_ext(k), path)
-                        if problem is not None:
-                            if task.on_error == "error":
-                                raise DataError(f"{path}: {problem}. Replace or remove it (or pass --on-error skip to "
-                                                f"leave shot {shot} of {run.video_id} out; it is then listed in the "
-                                                f"manifest and {REPORT_NAME}).")
-                            skipped.append(asdict(Problem(run.video_id, shot, path, problem)))
-                            stream.drop_sample()
-                            break
-                    else:
-                        stream.add_bytes("json", sample_json(run.video_id, shot, run.num_shots))
-                        stream.end_sample()
-                        _extend(ranges, run.video_id, shot)
+                        if problem is None:
+                            kept += 1
+                        elif task.on_error == "error":
+                            raise DataError(f"{path}: {problem}. Replace or remove it (or pass --on-error skip to "
+                                            f"leave it out: shot {shot} of {run.video_id} keeps its other keyframes; "
+                                            f"what was left out is listed in the manifest and {REPORT_NAME}).")
+                        else:
+                            skipped.append(asdict(Problem(run.video_id, shot, path, problem, k)))
+                    if not kept:
+                        skipped.append(asdict(Problem(run.video_id, shot, movie_dir + shot_pattern(shot),
+                                                      "no readable keyframe left; the shot is left out of the shards")))
+                        stream.drop_sample()
+                        continue
+                    stream.add_bytes("json", sample_json(run.video_id, shot, run.num_shots))
+                    stream.end_sample()
+                    _extend(ranges, run.video_id, shot)
             size = stream.close()
         index = index_text(stream.index).encode()
         tmp_idx.write_bytes(index)
-        # The tar goes into place first: a crash before the record leaves a shard with no record, rebuilt next run.
-        os.replace(tmp_tar, tar_path)
-        os.replace(tmp_idx, idx_path)
-    finally:
-        for tmp in (tmp_tar, tmp_idx):
-            tmp.unlink(missing_ok=True)
     record = {
         "plan_id": task.plan_id,
         "spec": spec.to_json(),
@@ -137,7 +124,7 @@ def build_shard(task: BuildTask) -> dict:
         "movies": ranges,
         "skipped": skipped,
     }
-    write_atomic(record_path(out, spec), json.dumps(record, indent=1).encode())
+    write_json(record_path(out, spec), record)
     return record
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 
 from bassl.config import Config
+from bassl.data.movienet import MovieNetSource
 from bassl.eval.metrics import average_precision, knn_precision
-from bassl.sharding.movienet import MovieNetSource
 
 
 def adjacent_dissimilarity(features: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Reader for a MovieNet-SSeg download, unchanged (spec §3).
+"""The MovieNet-SSeg layout (spec §3): its names, its one reader (:class:`MovieNetSource`, a download unchanged)
+and its one writer (:class:`LayoutWriter`, used by the synthetic movies and by video ingest).
 
 Layout under any root (nothing depends on the working directory)::
 
@@ -21,18 +22,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bassl.config import DataConfig
+from bassl.data.atomic import write_atomic
 from bassl.errors import DataError
 
+if TYPE_CHECKING:
+    from bassl.config import DataConfig
+
+FRAMES_DIR, ANNO_DIR, SHOT_TIMING_DIR = "240P_frames", "anno", "scene318/shot_movie318"
 KEYFRAME_RE = re.compile(r"^shot_(\d{4,})_img_(\d+)\.jpg$")
 SPLITS = ("pretrain", "train", "val", "test", "trainvaltest")
 
 
 def keyframe_name(shot: int, k: int) -> str:
     return f"shot_{shot:04d}_img_{k}.jpg"
+
+
+def shot_pattern(shot: int) -> str:
+    """Every keyframe of a shot, as a glob (names a whole shot in messages)."""
+    return f"shot_{shot:04d}_img_*.jpg"
 
 
 @dataclass(frozen=True)
@@ -94,9 +105,9 @@ class MovieNetSource:
     def __init__(
         self,
         root: str | Path,
-        frames_dir: str = "240P_frames",
-        anno_dir: str = "anno",
-        shot_timing_dir: str = "scene318/shot_movie318",
+        frames_dir: str = FRAMES_DIR,
+        anno_dir: str = ANNO_DIR,
+        shot_timing_dir: str = SHOT_TIMING_DIR,
         keyframes_per_shot: int = 3,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -347,3 +358,48 @@ class MovieNetSource:
         if not report.problems:
             report.num_shot_convention = self.num_shot_convention()
         return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing the layout
+# --------------------------------------------------------------------------------------------------
+
+
+def annotation_row(video_id: str, shot: int, num_shot: int, label: int | None = None, global_video_id: int | None = None,
+                   scene: int | None = None, global_scene: int | None = None) -> dict[str, Any]:
+    """One line of ``anno.<split>.ndjson``: the pre-training split has ids only; labelled splits add the label
+    (1 = last shot of a scene, -1 = unsure / movie end, 0 otherwise) and the scene ids."""
+    row: dict[str, Any] = {"video_id": video_id, "shot_id": f"{shot:04d}", "num_shot": num_shot}
+    if label is not None:
+        row.update(boundary_label=label, global_video_id=global_video_id, invideo_scene_id=scene,
+                   global_scene_id=global_scene)
+    return row
+
+
+class LayoutWriter:
+    """Writes a dataset in the MovieNet-SSeg layout, every file atomically. Annotation files go last: a run that
+    died midway has none, so it is never mistaken for a complete dataset."""
+
+    def __init__(self, root: str | Path, frames_dir: str = FRAMES_DIR, anno_dir: str = ANNO_DIR,
+                 shot_timing_dir: str = SHOT_TIMING_DIR) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.frames_root = self.root / frames_dir
+        self.anno_root = self.root / anno_dir
+        self.timing_root = self.root / shot_timing_dir
+
+    def keyframe_path(self, video_id: str, shot: int, k: int) -> Path:
+        return self.frames_root / video_id / keyframe_name(shot, k)
+
+    def write_keyframe(self, video_id: str, shot: int, k: int, jpeg: bytes) -> Path:
+        return write_atomic(self.keyframe_path(video_id, shot, k), jpeg)
+
+    def write_shot_timing(self, video_id: str, frames: np.ndarray) -> Path:
+        """``shot_movie318/<vid>.txt``: one line per shot, ``start_frame end_frame [keyframe frames...]``."""
+        text = "".join(" ".join(str(int(v)) for v in row) + "\n" for row in np.asarray(frames))
+        return write_atomic(self.timing_root / f"{video_id}.txt", text)
+
+    def write_annotations(self, splits: dict[str, list[dict[str, Any]]], vid2idx: dict[str, int]) -> None:
+        """``vid2idx.json``, then ``anno.<split>.ndjson`` for every split given (rows from :func:`annotation_row`)."""
+        write_atomic(self.anno_root / "vid2idx.json", json.dumps(vid2idx) + "\n")
+        for name, rows in splits.items():
+            write_atomic(self.anno_root / f"anno.{name}.ndjson", "".join(json.dumps(r) + "\n" for r in rows))

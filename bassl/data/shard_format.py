@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import BinaryIO
+
+from bassl.errors import DataError
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar pads the archive to whole 10 KiB records, as GNU tar and Python's tarfile do
@@ -26,17 +29,17 @@ INDEX_VERSION = "v1.2"  # the format wds2idx (DALI 2.x) writes: "ext data_offset
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{1,90}$")  # no dots (readers split at the first), no spaces (index is text)
 
 
-# The MovieNet keyframe file names, exactly as bassl.sharding.movienet reads them (a test keeps the two equal);
-# repeated here so that worker processes never import numpy.
-KEYFRAME_RE = re.compile(r"^shot_(\d{4,})_img_(\d+)\.jpg$")
-
-
-def keyframe_name(shot: int, k: int) -> str:
-    return f"shot_{shot:04d}_img_{k}.jpg"
-
-
 def keyframe_ext(k: int) -> str:
     return f"{k}.jpg"
+
+
+_KEYFRAME_EXT = re.compile(r"^(\d+)\.jpg$")
+
+
+def keyframe_of_ext(ext: str) -> int | None:
+    """The keyframe number of a member extension (``"2.jpg"`` -> 2), None for other members (``json``)."""
+    m = _KEYFRAME_EXT.match(ext)
+    return int(m.group(1)) if m else None
 
 
 def member_exts(keyframes_per_shot: int) -> list[str]:
@@ -230,3 +233,23 @@ def index_text(samples: list[list[tuple[str, int, int, str]]]) -> str:
     lines = [f"{INDEX_VERSION} {len(samples)}"]
     lines += [" ".join(f"{ext} {offset} {size} {name}" for ext, offset, size, name in sample) for sample in samples]
     return "\n".join(lines) + "\n"
+
+
+def read_index(path: Path) -> list[dict[str, tuple[int, int]]]:
+    """Parse a DALI webdataset index (ours, or ``wds2idx``'s): per sample, ``{ext: (data offset, size)}``."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or not lines[0].startswith("v1"):
+        raise DataError(f"{path}: not a DALI webdataset index (first line {lines[:1]!r}); rebuild the shards with "
+                        "`bassl shard` (it keeps finished shards)")
+    samples = []
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) % 4:
+            raise DataError(f"{path}: malformed line {line[:80]!r} (expected groups of: ext offset size name)")
+        samples.append({parts[i]: (int(parts[i + 1]), int(parts[i + 2])) for i in range(0, len(parts), 4)})
+    return samples
+
+
+def index_name(shard_name: str) -> str:
+    """The DALI index file beside a shard: ``shard-000003.tar`` -> ``shard-000003.idx``."""
+    return shard_name[: -len(".tar")] + ".idx"

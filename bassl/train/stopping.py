@@ -1,0 +1,45 @@
+"""Stopping a run cleanly: SIGTERM/SIGUSR1 (Slurm preemption, ``scancel --signal=TERM``) end it after the current
+step with a checkpoint, and ``run_state.json`` tells batch scripts how it ended."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+
+from bassl.data.atomic import write_json
+from bassl.train.distributed import is_distributed
+
+RUN_STATE = "run_state.json"
+
+
+class StopRequested:
+    """Truthy once a stop signal arrived on any rank; every rank sees it at the same step (one all-reduce)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.signum: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside some test harnesses)
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __bool__(self) -> bool:
+        flag = torch.tensor([1 if self.signum is not None else 0], device=self.device)
+        if is_distributed():
+            tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)  # every rank stops at the same step
+        return bool(flag.item())
+
+
+def write_run_state(out_dir: Path, state: str, step: int, target_step: int, signum: int | None) -> Path:
+    """How this invocation ended, for batch scripts (scripts/slurm/pretrain.sbatch requeues on "stopped"):
+    "stopped" = a signal ended it early and ``--resume`` continues; "done" = it reached its last step."""
+    return write_json(Path(out_dir) / RUN_STATE, {"state": state, "step": step, "target_step": target_step,
+                                                  "signal": signum}, indent=None)
