@@ -7,11 +7,12 @@ Every subcommand takes ``--config FILE`` (the user's YAML) and trailing ``key=va
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bassl.config import Config, ConfigError, load_config, save_config
+from bassl.config import Config, ConfigError, dump_config, load_config, save_config
 from bassl.errors import BasslError
 
 Command = Callable[[argparse.Namespace, Config], int]
@@ -73,7 +74,9 @@ def _validate(args: argparse.Namespace, cfg: Config) -> int:
 
 def _shard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, help="MovieNet-SSeg root (default: data.root)")
-    p.add_argument("--out", type=Path, help="shard directory (default: data.shards)")
+    p.add_argument("--out", help="shard directory, or s3:// gs:// URL prefix to publish to (default: data.shards)")
+    p.add_argument("--staging", type=Path, help="with a URL --out: where shards are built before upload "
+                                                "(default: under ~/.cache/bassl)")
     p.add_argument("--shard-size", default="1GB", help="target bytes per shard, e.g. 1GB, 256MB (default: 1GB)")
     p.add_argument("--workers", type=int, default=0, help="processes on this machine (default 0: one per core)")
     group = p.add_mutually_exclusive_group()
@@ -88,16 +91,20 @@ def _shard_args(p: argparse.ArgumentParser) -> None:
 def _shard(args: argparse.Namespace, cfg: Config) -> int:
     from dataclasses import replace
 
+    from bassl.data.storage import Store, is_remote
     from bassl.sharding.run import build_shards, merge_shards, parse_part
 
-    out = (args.out or Path(cfg.data.shards)).expanduser().resolve()
+    out = args.out or cfg.data.shards
+    out = out if is_remote(out) else str(Path(out).expanduser().resolve())
     if args.merge:
         summary = merge_shards(out, source_root=args.source)
     else:
         summary = build_shards(cfg, args.source, out, shard_bytes=args.shard_size, workers=args.workers,
-                               part=parse_part(args.part), on_error=args.on_error, progress=not args.no_progress)
+                               part=parse_part(args.part), on_error=args.on_error, progress=not args.no_progress,
+                               staging=args.staging)
     if summary.manifest:  # not per part: array tasks sharing a directory would race on the file
-        save_config(replace(cfg, data=replace(cfg.data, root=str(summary.source), shards=str(out))), out)
+        resolved = replace(cfg, data=replace(cfg.data, root=str(summary.source), shards=out))
+        Store(out).write("config.yaml", dump_config(resolved).encode())
     print(summary.describe())
     return 0
 
@@ -193,6 +200,46 @@ def _evaluate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# ingest / segment: raw video files
+# --------------------------------------------------------------------------------------------------
+
+
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories searched for them")
+    p.add_argument("--out", required=True, type=Path, help="dataset root to write (MovieNet-SSeg layout)")
+    p.add_argument("--on-error", choices=("error", "skip"), default="error",
+                   help="an unreadable or empty video: stop naming it (default), or skip it and list it in ingest_report.json")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("ingest", "video files -> shots and keyframes in the MovieNet-SSeg layout (for shard and pretrain; resumable)",
+         _ingest_args)
+def _ingest(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.video.ingest import ingest_videos
+
+    summary = ingest_videos(args.videos, args.out, cfg.video, on_error=args.on_error, progress=not args.no_progress)
+    save_config(cfg, args.out, "ingest_config.yaml")
+    print(summary.describe())
+    return 0
+
+
+def _segment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", type=Path, help="the video file to segment")
+    p.add_argument("--model", required=True, type=Path,
+                   help="segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt (no fine-tuning)")
+    p.add_argument("--out", required=True, type=Path, help="where scenes.json, .csv, .edl, chapters and the contact sheet go")
+    p.add_argument("--split", action="store_true", help="also cut the video into one clip per scene (clips/)")
+
+
+@command("segment", "a video file -> its scenes (JSON, CSV, EDL, chapters, contact sheet, optional clips)", _segment_args)
+def _segment(args: argparse.Namespace, cfg: Config) -> int:
+    from bassl.video.segment import segment
+
+    segment(cfg, args.video, args.model, args.out, split=args.split)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # demo: the README's first command
 # --------------------------------------------------------------------------------------------------
 
@@ -226,8 +273,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """argparse fills the positionals in one go, so ``key=value`` after an option would be refused and one before
+    it could land in a list of paths: collect every ``key=value`` as an override, wherever it stands."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not OVERRIDE.match(a)]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    overrides = [a for a in args.overrides if OVERRIDE.match(a)] + [a for a in rest if OVERRIDE.match(a)]
+    stray = [a for a in args.overrides if not OVERRIDE.match(a)]
+    if stray:
+        parser.error(f"{' '.join(stray)}: expected key=value (a config override, e.g. pretrain.epochs=2)")
+    if hasattr(args, "videos"):  # `ingest DIR key=value`: the override is not a video
+        overrides += [v for v in args.videos if OVERRIDE.match(v) and not Path(v).exists()]
+        args.videos = [v for v in args.videos if not (OVERRIDE.match(v) and not Path(v).exists())]
+        if not args.videos:
+            parser.error("ingest: give at least one video file or directory")
+    given = list(sys.argv[1:] if argv is None else argv)
+    args.overrides = sorted(overrides, key=given.index)  # later wins, as written
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         overrides = list(args.overrides)
         if args.command == "demo":

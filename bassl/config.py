@@ -12,6 +12,7 @@ Every section is a typed dataclass. An unknown key, a wrong type or an impossibl
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from importlib import resources
@@ -42,6 +43,7 @@ class DataConfig:
     anno_dir: str
     shot_timing_dir: str
     shards: str
+    remote_fetch: Literal["ranges", "shards"]
     keyframes_per_shot: int
     fps: float
     negative_label: Literal["positive", "ignore"]
@@ -142,6 +144,7 @@ class PretrainConfig:
     effective_batch: int
     micro_batch: int
     epochs: int
+    epoch_shots: int
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     zero_stage: int
     loader: Literal["dali", "torch"]
@@ -164,7 +167,9 @@ class ExtractConfig:
 class FinetuneConfig:
     effective_batch: int
     epochs: int
-    base_lr: float
+    base_lr: float | Literal["auto"]
+    lr_grid: tuple[float, ...]
+    crn_init: Literal["pretrained", "scratch"]
     reference_batch: int
     weight_decay: float
     warmup_ratio: float
@@ -203,6 +208,18 @@ class SynthConfig:
 
 
 @dataclass
+class VideoConfig:
+    detector: Literal["adaptive", "content", "transnetv2"]
+    threshold: float
+    min_shot_seconds: float
+    detect_width: int
+    keyframe_height: int
+    jpeg_quality: int
+    workers: int
+    scene_shots: float
+
+
+@dataclass
 class DistributedConfig:
     backend: Literal["auto", "nccl", "gloo"]
 
@@ -224,6 +241,7 @@ class Config:
     finetune: FinetuneConfig
     eval: EvalConfig
     synth: SynthConfig
+    video: VideoConfig
     distributed: DistributedConfig
 
     @property
@@ -366,6 +384,14 @@ def _coerce(tp: Any, value: Any, key: str, origins: dict[str, str]) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} (from {where}): expected a mapping of keys, got {value!r}")
         return _build(tp, value, key + ".", origins)
+    if origin in (typing.Union, types.UnionType):  # e.g. float | Literal["auto"]: the first alternative that fits
+        errors = []
+        for alternative in get_args(tp):
+            try:
+                return _coerce(alternative, value, key, origins)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 1)[-1])
+        raise ConfigError(f"{key} (from {where}): {value!r} fits none of: {'; or '.join(errors)}")
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -481,12 +507,14 @@ def validate(cfg: Config, world_size: int | None = None) -> None:
     p = cfg.pretrain
     _require(p.effective_batch > 0, f"pretrain.effective_batch: {p.effective_batch} must be > 0")
     _require(p.epochs > 0, f"pretrain.epochs: {p.epochs} must be > 0")
+    _require(p.epoch_shots >= 0, f"pretrain.epoch_shots: {p.epoch_shots} must be >= 0 (0 = every shot once per epoch)")
     _require(p.zero_stage in (0, 1, 2, 3), f"pretrain.zero_stage: {p.zero_stage} must be 0, 1, 2 or 3")
     _require(p.micro_batch >= 0, f"pretrain.micro_batch: {p.micro_batch} must be >= 0 (0 = no accumulation)")
     f = cfg.finetune
     _require(f.effective_batch > 0, f"finetune.effective_batch: {f.effective_batch} must be > 0")
     _require(f.epochs > 0, f"finetune.epochs: {f.epochs} must be > 0")
-    _require(f.base_lr >= 0, f"finetune.base_lr: {f.base_lr} must be >= 0 (0 = by method)")
+    _require(f.base_lr == "auto" or f.base_lr >= 0, f"finetune.base_lr: {f.base_lr} must be >= 0 (0 = by method) or auto")
+    _require(len(f.lr_grid) > 0 and all(x > 0 for x in f.lr_grid), f"finetune.lr_grid: {f.lr_grid} must list learning rates > 0")
     _require(cfg.data.keyframes_per_shot >= 1, f"data.keyframes_per_shot: {cfg.data.keyframes_per_shot} must be >= 1")
     _require(cfg.data.fps > 0, f"data.fps: {cfg.data.fps} must be > 0")
     s = cfg.synth
@@ -497,6 +525,13 @@ def validate(cfg: Config, world_size: int | None = None) -> None:
              "synth: need min_scene_shots <= mean_scene_shots <= max_scene_shots")
     _require(s.width >= 64 and s.height >= 64, f"synth.width/height: {s.width}x{s.height} is too small (>= 64)")
     _require(1 <= s.jpeg_quality <= 100, f"synth.jpeg_quality: {s.jpeg_quality} must be in [1, 100]")
+    v = cfg.video
+    _require(v.threshold >= 0, f"video.threshold: {v.threshold} must be >= 0 (0 = the detector's default)")
+    _require(v.min_shot_seconds >= 0, f"video.min_shot_seconds: {v.min_shot_seconds} must be >= 0")
+    _require(v.detect_width >= 16, f"video.detect_width: {v.detect_width} is too small (>= 16)")
+    _require(v.keyframe_height >= 32, f"video.keyframe_height: {v.keyframe_height} is too small (>= 32)")
+    _require(1 <= v.jpeg_quality <= 100, f"video.jpeg_quality: {v.jpeg_quality} must be in [1, 100]")
+    _require(v.scene_shots > 1, f"video.scene_shots: {v.scene_shots} must be > 1")
     if world_size is not None:
         validate_world(cfg, world_size)
 

@@ -17,7 +17,9 @@ from builders import MOVIES, clean_env, overrides, write_layout, write_shards
 
 from bassl.config import load_config
 from bassl.data.features import FeatureMatrix, load_features, write_manifest, write_partition
+from bassl.errors import DataError
 from bassl.loaders.finetune import window_rows
+from bassl.models.weights import load_segmenter
 from bassl.train.finetune import balanced_cross_entropy, finetune
 
 
@@ -147,9 +149,11 @@ def test_finetune_selects_on_val_and_reports_both_protocols(tmp_path):
     assert set(report["test"]) == {"ap", "auc_roc", "f1", "acc", "acc0", "acc1", "recall", "recall_at_3s", "miou"}
     assert report["test"]["ap"] > 100 * 5 / 40  # well above the share of boundaries: the features carry them
     out = tmp_path / "ft"
-    for name in ("report.json", "pr_curve.png", "timeline.png", "predictions_test.parquet", "model.pt", "config.yaml"):
+    for name in ("report.json", "pr_curve.png", "timeline.png", "predictions_test.parquet", "segmenter.pt", "config.yaml"):
         assert (out / name).is_file(), name
-    assert torch.load(out / "model.pt", weights_only=True)["epoch"] == report["selected_epoch"]
+    seg = load_segmenter(out / "segmenter.pt")
+    assert seg["epoch"] == report["selected_epoch"] and seg["encoder"] is None  # features without an encoder file
+    assert 0 < seg["threshold"] < 1 and seg["threshold"] == report["threshold"]
     from PIL import Image
 
     for png in ("pr_curve.png", "timeline.png"):
@@ -190,7 +194,61 @@ def test_finetune_on_two_ranks_equals_one_process(tmp_path):
     for a, b in zip(one["history"], report["history"], strict=True):
         assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-5), (a["train_loss"], b["train_loss"])
         assert math.isclose(a["val"]["ap"], b["val"]["ap"], rel_tol=1e-6)
-    m1 = torch.load(tmp_path / "one" / "model.pt", weights_only=True)["model"]
-    m2 = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["model"]
+    m1 = load_segmenter(tmp_path / "one" / "segmenter.pt")["boundary"]
+    m2 = load_segmenter(tmp_path / "two" / "segmenter.pt")["boundary"]
     for k in m1:
         torch.testing.assert_close(m1[k], m2[k], rtol=1e-3, atol=1e-4)  # Adam: 2e-5 from summation order
+
+
+def test_finetuning_learns_a_separable_toy_task(tmp_path):
+    """Each scene has its own direction in feature space: a CRN that learns at all finds the boundaries.
+    Fails if fine-tuning stops learning (an untrained model scores near the 12 % of boundaries)."""
+    root, fdir = _finetune_layout(tmp_path)
+    args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=8"]
+    untrained = finetune(load_config([*args, "finetune.base_lr=1e-12"]), fdir, tmp_path / "none")
+    trained = finetune(load_config([*args, "finetune.base_lr=1e-3"]), fdir, tmp_path / "ft")
+    assert untrained["test"]["ap"] < 40
+    assert trained["test"]["ap"] > 80 and trained["history"][-1]["train_loss"] < 0.5 * trained["history"][0]["train_loss"]
+
+
+def test_auto_lr_is_chosen_on_val_and_test_never_moves_the_choice(tmp_path):
+    root, fdir = _finetune_layout(tmp_path)
+    args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=3",
+            "finetune.base_lr=auto", "finetune.lr_grid=[1e-9, 2.5e-4, 2.5e-3]"]
+    report = finetune(load_config(args), fdir, tmp_path / "a")
+    lr = report["lr"]
+    assert lr["mode"] == "auto" and [c["base_lr"] for c in lr["candidates"]] == [1e-9, 2.5e-5, 2.5e-4, 2.5e-3]  # + spec
+    val_aps = [c["val"]["ap"] for c in lr["candidates"]]
+    chosen = lr["candidates"][int(np.argmax(val_aps))]
+    assert lr["base_lr"] == chosen["base_lr"] and report["selected_epoch"] == chosen["selected_epoch"]
+    assert report["test"] == chosen["test"] and lr["base_lr"] != 1e-9
+    # Scramble the test labels: the scores on test change, the choice (made on val) does not.
+    test = root / "anno" / "anno.test.ndjson"
+    rows = [json.loads(r) for r in test.read_text().splitlines()]
+    flipped = [{**r, "boundary_label": 1 - abs(r["boundary_label"])} for r in rows]
+    test.write_text("".join(json.dumps(r) + "\n" for r in flipped))
+    again = finetune(load_config(args), fdir, tmp_path / "b")
+    assert again["lr"]["base_lr"] == lr["base_lr"] and again["selected_epoch"] == report["selected_epoch"]
+    assert [c["val"] for c in again["lr"]["candidates"]] == [c["val"] for c in lr["candidates"]]
+    assert again["test"]["ap"] != report["test"]["ap"]
+
+
+def test_auto_lr_without_val_is_refused(tmp_path):
+    root, fdir = _finetune_layout(tmp_path)
+    (root / "anno" / "anno.val.ndjson").unlink()
+    cfg = load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.base_lr=auto"])
+    with pytest.raises(DataError, match="never chooses on test"):
+        finetune(cfg, fdir, tmp_path / "x")
+
+
+def test_similarity_probe_features_and_fit(tmp_path):
+    from bassl.data.movienet import MovieNetSource
+    from bassl.train.similarity_probe import similarity_probe, window_similarities
+
+    x = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]], np.float32)
+    feats = window_similarities(x, np.array([[0, 1, 2], [1, 1, 2]]))  # windows of 3 shots, centre = position 1
+    np.testing.assert_allclose(feats[0], [1.0, 0.0, 0.0, 1.0, 1.0])  # sims (0,1) (0,2) (1,2), then |f1 - f2|
+    np.testing.assert_allclose(feats[1], [1.0, 0.0, 0.0, 1.0, 1.0])
+    root, fdir = _finetune_layout(tmp_path)
+    out = similarity_probe(load_config([f"data.root={root}", "model_preset=tiny"]), load_features(fdir), MovieNetSource(root))
+    assert out["test"]["ap"] > 60 and out["val_ap_by_C"][str(out["C"])] == max(out["val_ap_by_C"].values())

@@ -1,6 +1,6 @@
 """Data flows one way. Each part of the package may import only the layers below it, never a sibling or a layer above.
 
-    errors < data (the on-disk formats) < methods < config
+    errors, workers < data (the on-disk formats) < methods < config
            < synth | sharding | loaders | models | eval      (siblings: none imports another)
            < train < video < demo < cli < __main__
 
@@ -16,7 +16,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "bassl"
 LAYERS = [
-    {"errors"},
+    {"errors", "workers"},
     {"data"},
     {"methods"},
     {"config", "configs"},

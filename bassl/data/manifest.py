@@ -28,8 +28,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bassl.data.atomic import write_json
 from bassl.data.checksums import file_sha256
+from bassl.data.storage import Store, is_remote, join
 from bassl.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
@@ -68,11 +68,12 @@ class ShardEntry:
     bytes: int
     sha256: str
     movies: tuple[MovieRange, ...]
+    index_sha256: str | None = None  # manifests written before bassl recorded it have none
 
 
 @dataclass
 class Manifest:
-    path: Path  # the manifest file; shard names are relative to its directory
+    location: str  # the shard directory or URL prefix (s3://bucket/prefix); shard names are relative to it
     shards: list[ShardEntry]
     movies: dict[str, dict]  # video id -> {"num_shots", "shots", "shards", "splits"}
     splits: dict[str, list[str]]
@@ -80,8 +81,19 @@ class Manifest:
     data: dict  # the whole document as read
 
     @property
+    def path(self) -> str:
+        return join(self.location, MANIFEST_NAME)
+
+    @property
+    def store(self) -> Store:
+        return Store(self.location)
+
+    @property
     def root(self) -> Path:
-        return self.path.parent
+        """The shard directory (local shards only)."""
+        if is_remote(self.location):
+            raise ValueError(f"{self.location} is not a local directory; read its shards through Manifest.store")
+        return Path(self.location)
 
     @property
     def keyframes_per_shot(self) -> int:
@@ -148,28 +160,33 @@ class Manifest:
                 raise DataError(f"{tar}: sha256 differs from the manifest; the shard is corrupt, rebuild it")
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read ``manifest.json`` (give the file or the shard directory holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; build the shards with `bassl shard --source DIR --out {path.parent}` "
+def load_manifest(location: str | Path) -> Manifest:
+    """Read ``manifest.json`` from a shard directory or URL prefix (or give the manifest file itself)."""
+    location = str(location)
+    if location.endswith(MANIFEST_NAME):
+        location = location[: -len(MANIFEST_NAME)].rstrip("/") or "."
+    store = Store(location)
+    if not store.exists(MANIFEST_NAME):
+        where = store.url(MANIFEST_NAME)
+        raise DataError(f"{where} does not exist; build the shards with `bassl shard --source DIR --out {store.location}` "
                         "(after a --part array, run `bassl shard --merge`)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(store.read(MANIFEST_NAME))
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e.msg}); rebuild it with `bassl shard --merge`") from e
+        raise DataError(f"{store.url(MANIFEST_NAME)}: not valid JSON ({e.msg}); rebuild it with `bassl shard --merge`") from e
     if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise DataError(f"{path}: format {data.get('format')!r} version {data.get('version')!r}; "
+        raise DataError(f"{store.url(MANIFEST_NAME)}: format {data.get('format')!r} version {data.get('version')!r}; "
                         f"this bassl reads {FORMAT!r} version {VERSION}")
     shards = [
-        ShardEntry(s["name"], s["index"], s["samples"], s["bytes"], s["sha256"], tuple(MovieRange(**m) for m in s["movies"]))
+        ShardEntry(s["name"], s["index"], s["samples"], s["bytes"], s["sha256"], tuple(MovieRange(**m) for m in s["movies"]),
+                   s.get("index_sha256"))
         for s in data["shards"]
     ]
-    return Manifest(path, shards, data["movies"], data["splits"], data["skipped"], data)
+    return Manifest(store.location, shards, data["movies"], data["splits"], data["skipped"], data)
 
 
-def write_manifest(out_dir: Path, data: dict) -> Path:
-    """Atomically: a reader sees the old manifest or the new one, never a partial file."""
-    return write_json(Path(out_dir) / MANIFEST_NAME, data)
+def write_manifest(store: Store, data: dict) -> str:
+    """Atomically (the atomic writer locally, one PUT remotely): a reader sees the old manifest or the new one,
+    never a partial file. Returns where it is."""
+    store.write(MANIFEST_NAME, (json.dumps(data, indent=1) + "\n").encode())
+    return store.url(MANIFEST_NAME)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bassl.config import DataConfig
 
 FRAMES_DIR, ANNO_DIR, SHOT_TIMING_DIR = "240P_frames", "anno", "scene318/shot_movie318"
+VIDEO_INFO = "videos.json"  # in anno/: per video its frame rate and source (bassl ingest); MovieNet has none
 KEYFRAME_RE = re.compile(r"^shot_(\d{4,})_img_(\d+)\.jpg$")
 SPLITS = ("pretrain", "train", "val", "test", "trainvaltest")
 
@@ -133,7 +134,8 @@ class MovieNetSource:
     def movies_on_disk(self) -> list[str]:
         if not self.frames_root.is_dir():
             raise DataError(f"{self.frames_root} does not exist: no keyframes (expected 240P_frames/<vid>/shot_XXXX_img_K.jpg)")
-        return sorted(e.name for e in os.scandir(self.frames_root) if e.is_dir())
+        # a hidden directory is a writer's work in progress (bassl ingest builds a movie there, then renames it)
+        return sorted(e.name for e in os.scandir(self.frames_root) if e.is_dir() and not e.name.startswith("."))
 
     def _scan(self, video_id: str) -> dict[int, set[int]]:
         """shot index -> keyframe indices present, for one movie (one directory listing)."""
@@ -241,6 +243,23 @@ class MovieNetSource:
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected an object mapping video ids to integers")
         return {str(k): int(v) for k, v in data.items()}
+
+    @cached_property
+    def video_info(self) -> dict[str, dict[str, Any]]:
+        """``anno/videos.json`` (written by ``bassl ingest``): video id -> {"fps", "frames", "source", ...}; {} for
+        a MovieNet download, whose timing files are all at ``data.fps``."""
+        path = self.anno_root / VIDEO_INFO
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e.msg}); run `bassl ingest` again to rewrite it") from e
+        return data
+
+    def fps(self, video_id: str, default: float) -> float:
+        """The frame rate of a movie's shot timing: its own when ingested from a video file, else ``default``."""
+        return float(self.video_info.get(video_id, {}).get("fps", default))
 
     def shot_timing(self, video_id: str) -> np.ndarray:
         """[N, 2] int64 (start_frame, end_frame) per shot, from ``shot_movie318/<vid>.txt``."""
@@ -398,8 +417,12 @@ class LayoutWriter:
         text = "".join(" ".join(str(int(v)) for v in row) + "\n" for row in np.asarray(frames))
         return write_atomic(self.timing_root / f"{video_id}.txt", text)
 
-    def write_annotations(self, splits: dict[str, list[dict[str, Any]]], vid2idx: dict[str, int]) -> None:
-        """``vid2idx.json``, then ``anno.<split>.ndjson`` for every split given (rows from :func:`annotation_row`)."""
+    def write_annotations(self, splits: dict[str, list[dict[str, Any]]], vid2idx: dict[str, int],
+                          video_info: dict[str, dict[str, Any]] | None = None) -> None:
+        """``vid2idx.json`` (and ``videos.json`` when given), then ``anno.<split>.ndjson`` for every split given
+        (rows from :func:`annotation_row`)."""
         write_atomic(self.anno_root / "vid2idx.json", json.dumps(vid2idx) + "\n")
+        if video_info is not None:
+            write_atomic(self.anno_root / VIDEO_INFO, json.dumps(video_info, indent=1) + "\n")
         for name, rows in splits.items():
             write_atomic(self.anno_root / f"anno.{name}.ndjson", "".join(json.dumps(r) + "\n" for r in rows))

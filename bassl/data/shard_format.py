@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from typing import BinaryIO
 
 from bassl.errors import DataError
@@ -235,19 +234,28 @@ def index_text(samples: list[list[tuple[str, int, int, str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_index(path: Path) -> list[dict[str, tuple[int, int]]]:
-    """Parse a DALI webdataset index (ours, or ``wds2idx``'s): per sample, ``{ext: (data offset, size)}``."""
-    lines = Path(path).read_text().splitlines()
+def parse_index(text: str, where: str) -> list[tuple[str, dict[str, tuple[int, int]]]]:
+    """A DALI webdataset index (ours, or ``wds2idx``'s): per sample, its key and ``{ext: (data offset, size)}``."""
+    lines = text.splitlines()
     if not lines or not lines[0].startswith("v1"):
-        raise DataError(f"{path}: not a DALI webdataset index (first line {lines[:1]!r}); rebuild the shards with "
+        raise DataError(f"{where}: not a DALI webdataset index (first line {lines[:1]!r}); rebuild the shards with "
                         "`bassl shard` (it keeps finished shards)")
     samples = []
     for line in lines[1:]:
         parts = line.split()
-        if len(parts) % 4:
-            raise DataError(f"{path}: malformed line {line[:80]!r} (expected groups of: ext offset size name)")
-        samples.append({parts[i]: (int(parts[i + 1]), int(parts[i + 2])) for i in range(0, len(parts), 4)})
+        if not parts or len(parts) % 4:
+            raise DataError(f"{where}: malformed line {line[:80]!r} (expected groups of: ext offset size name)")
+        key = parts[3].split(".", 1)[0]
+        samples.append((key, {parts[i]: (int(parts[i + 1]), int(parts[i + 2])) for i in range(0, len(parts), 4)}))
     return samples
+
+
+def parse_sample_key(key: str) -> tuple[str, int]:
+    """``<video_id>_<shot:04d>`` -> (video id, shot): the inverse of :func:`sample_key`."""
+    vid, _, shot = key.rpartition("_")
+    if not vid or not shot.isdigit():
+        raise DataError(f"sample key {key!r} is not <video_id>_<shot>; these shards were not written by `bassl shard`")
+    return vid, int(shot)
 
 
 def index_name(shard_name: str) -> str:

@@ -23,9 +23,11 @@ def evaluate_predictions(cfg: Config, source: MovieNetSource, video_ids: Sequenc
     """Every metric of spec §9 over the shots whose label is not ignored; shot timing from the dataset."""
     keep = np.asarray(labels) >= 0
     vids = np.asarray(video_ids)[keep]
-    timing = {v: source.shot_timing(v) for v in dict.fromkeys(vids.tolist())}
+    movies = list(dict.fromkeys(vids.tolist()))
+    timing = {v: source.shot_timing(v) for v in movies}
+    fps = {v: source.fps(v, cfg.data.fps) for v in movies}
     return scene_metrics(vids, np.asarray(shot_ids)[keep], np.asarray(prob)[keep], np.asarray(labels)[keep], timing,
-                         window_shots=cfg.eval.recall_window_shots, seconds=cfg.eval.recall_seconds, fps=cfg.data.fps)
+                         window_shots=cfg.eval.recall_window_shots, seconds=cfg.eval.recall_seconds, fps=fps)
 
 
 def evaluate_file(cfg: Config, predictions: Path, out_dir: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, recall_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, recall_score, roc_auc_score
 
 EPS = 1e-5  # the original's guard in its accuracy and Recall@3s denominators
 
@@ -33,6 +33,17 @@ def auc_roc(gt: np.ndarray, prob: np.ndarray) -> float:
 def f1_at(gt: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> float:
     """F1 of the positive class at ``prob >= threshold`` (the original's torchmetrics F1)."""
     return 100.0 * float(f1_score(gt, (np.asarray(prob) >= threshold).astype(np.int64), zero_division=0))
+
+
+def best_f1_threshold(gt: np.ndarray, prob: np.ndarray) -> float:
+    """The decision threshold with the highest F1 of ``prob >= threshold`` (choose it on val, apply it to new
+    videos); 0.5 when there is no positive to find."""
+    gt, prob = np.asarray(gt), np.asarray(prob, dtype=np.float64)
+    if not (gt == 1).any():
+        return 0.5
+    precision, recall, thresholds = precision_recall_curve(gt, prob)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(thresholds[int(np.argmax(f1))])
 
 
 def accuracies(gt: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -78,19 +89,21 @@ def recall_at_seconds(
     timing: Mapping[str, np.ndarray],
     window_shots: int = 5,
     seconds: float = 3.0,
-    fps: float = 24.0,
+    fps: float | Mapping[str, float] = 24.0,
 ) -> float:
     """Per movie: a true boundary s is found if an evaluated shot s' with |s'-s| <= window_shots is predicted a
-    boundary and their end frames are less than ``seconds`` apart; hits / (#true + 1e-5), mean over movies."""
+    boundary and their end frames are less than ``seconds`` apart; hits / (#true + 1e-5), mean over movies.
+    ``fps``: the timing files' frame rate, one for all movies or per movie (ingested videos have their own)."""
     values = []
     for vid, (sids, p, g) in _by_movie(video_ids, np.asarray(shot_ids), np.asarray(pred), np.asarray(gt)).items():
         ends = timing[vid][:, 1]
+        rate = fps[vid] if isinstance(fps, Mapping) else fps
         predicted = {int(s): int(v) for s, v in zip(sids, p, strict=True)}
         hits = total = 0
         for s in sids[g == 1]:
             total += 1
             for t in range(int(s) - window_shots, int(s) + window_shots + 1):
-                if 0 <= t < len(ends) and predicted.get(t) == 1 and abs(int(ends[t]) - int(ends[s])) / fps < seconds:
+                if 0 <= t < len(ends) and predicted.get(t) == 1 and abs(int(ends[t]) - int(ends[s])) / rate < seconds:
                     hits += 1
                     break
         values.append(hits / (total + EPS))
@@ -147,7 +160,7 @@ def scene_metrics(
     pred: np.ndarray | None = None,
     window_shots: int = 5,
     seconds: float = 3.0,
-    fps: float = 24.0,
+    fps: float | Mapping[str, float] = 24.0,
 ) -> dict[str, float]:
     """Every MovieNet-SSeg metric of spec §9 in one dict (×100)."""
     prob = np.asarray(prob, dtype=np.float64)

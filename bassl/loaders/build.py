@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bassl.config import Config, ConfigError
-from bassl.loaders.sampling import PlanSpec, check_arithmetic, epoch_order, rank_slice, steps_per_epoch
+from bassl.loaders.sampling import PlanSpec, anchors_per_epoch, check_arithmetic, epoch_order, rank_slice, steps_per_epoch
 from bassl.loaders.shards import ShotTable, jpeg_size, open_shots
 from bassl.loaders.steps import eval_resize_box, plan_step
 
@@ -98,16 +98,17 @@ def build_pretrain_loader(cfg: Config, source: str | Path, rank: int = 0, world:
     """Pre-training windows from the shards at ``source`` (directory or manifest). ``batch_size`` is the
     per-rank batch (default ``pretrain.effective_batch / world``)."""
     kind, device = _kind(cfg, loader), resolve_device(device)
-    table = open_shots(source, split)
+    table = open_shots(source, split, cfg.data.remote_fetch)
     spec = PlanSpec.from_config(cfg)
     effective = (batch_size * world) if batch_size else cfg.pretrain.effective_batch
-    check_arithmetic(table.num_rows, effective, world)
+    epoch_shots = cfg.pretrain.epoch_shots
+    check_arithmetic(anchors_per_epoch(table.num_rows, epoch_shots), effective, world)
     b = effective // world
     a = cfg.augment
     size, t = a.image_size, spec.images
 
     def rank_steps(epoch: int, start: int):
-        anchors, positions = rank_slice(epoch_order(table.num_rows, cfg.seed, epoch, effective), rank, world)
+        anchors, positions = rank_slice(epoch_order(table.num_rows, cfg.seed, epoch, effective, epoch_shots), rank, world)
         return anchors[start:], positions[start:]
 
     def batch_dict(images: torch.Tensor, video: np.ndarray, shot: np.ndarray, mask: np.ndarray | None) -> dict:
@@ -152,7 +153,7 @@ def build_pretrain_loader(cfg: Config, source: str | Path, rank: int = 0, world:
                     batch["msm_mask"] = batch["msm_mask"].to(device)
                 yield batch
 
-    steps = steps_per_epoch(table.num_rows, effective)
+    steps = steps_per_epoch(table.num_rows, effective, epoch_shots)
     return LoaderHandle(kind, table, steps, b, iterate, num_samples=steps * b)
 
 
@@ -172,7 +173,7 @@ def build_eval_loader(cfg: Config, source: str | Path, split: str | None = None,
     """Every shot of ``split`` (or of ``movies`` in it) exactly once over all ranks, in movie order, all
     keyframes, eval transform."""
     kind, device = _kind(cfg, loader), resolve_device(device)
-    table = open_shots(source, split)
+    table = open_shots(source, split, cfg.data.remote_fetch)
     if movies is not None:
         table = table.select(movies)
     rows = eval_rows(table.num_rows, rank, world)
@@ -193,6 +194,7 @@ def build_eval_loader(cfg: Config, source: str | Path, split: str | None = None,
             def steps():
                 for s in range(start * bs, len(rows), bs):
                     chunk = rows[s : s + bs]
+                    table.prefetch((int(r), k) for r in chunk for k in range(f))  # remote shards: a few ranged reads
                     jpegs = [table.jpeg(int(r), k) for r in chunk for k in range(f)]
                     boxes = [eval_resize_box(*jpeg_size(j), a.eval_resize, size) for j in jpegs]
                     video = table.movie_of(chunk)

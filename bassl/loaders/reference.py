@@ -115,6 +115,7 @@ class EvalShots(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         row = int(self.rows[i])
+        self.table.prefetch((row, k) for k in range(self.table.keyframes))  # remote shards: one ranged read
         images = torch.stack([eval_image(self.table.jpeg(row, k), **self.kw) for k in range(self.table.keyframes)])
         m = int(self.table.movie_of(np.array([row]))[0])
         return {"images": images, "video_index": torch.tensor(m), "shot": torch.tensor(row - int(self.table.movie_start[m]))}

@@ -82,8 +82,13 @@ class PlanSpec:
 # --------------------------------------------------------------------------------------------------
 
 
-def steps_per_epoch(num_anchors: int, effective_batch: int) -> int:
-    return num_anchors // effective_batch
+def anchors_per_epoch(num_anchors: int, epoch_shots: int = 0) -> int:
+    """Every shot once (``epoch_shots`` 0, the paper), or a budget of ``epoch_shots`` anchors per epoch."""
+    return min(num_anchors, epoch_shots) if epoch_shots > 0 else num_anchors
+
+
+def steps_per_epoch(num_anchors: int, effective_batch: int, epoch_shots: int = 0) -> int:
+    return anchors_per_epoch(num_anchors, epoch_shots) // effective_batch
 
 
 def check_arithmetic(num_anchors: int, effective_batch: int, world: int) -> None:
@@ -97,10 +102,11 @@ def check_arithmetic(num_anchors: int, effective_batch: int, world: int) -> None
         )
 
 
-def epoch_order(num_anchors: int, seed: int, epoch: int, effective_batch: int) -> np.ndarray:
-    """``[steps, E]`` anchor rows of every global step of the epoch (the same on all ranks)."""
+def epoch_order(num_anchors: int, seed: int, epoch: int, effective_batch: int, epoch_shots: int = 0) -> np.ndarray:
+    """``[steps, E]`` anchor rows of every global step of the epoch (the same on all ranks). With an
+    ``epoch_shots`` budget the epoch is the head of the same permutation: a fresh sample of shots every epoch."""
     perm = np.random.default_rng([seed, epoch, _ORDER_TAG]).permutation(num_anchors)
-    steps = steps_per_epoch(num_anchors, effective_batch)
+    steps = steps_per_epoch(num_anchors, effective_batch, epoch_shots)
     return perm[: steps * effective_batch].reshape(steps, effective_batch)
 
 

@@ -44,6 +44,7 @@ def plan_samples(spec: PlanSpec, table: ShotTable, anchors: np.ndarray, position
 
 
 def resolve_images(spec: PlanSpec, table: ShotTable, samples: list[SamplePlan]) -> StepImages:
+    table.prefetch((int(r), int(k)) for s in samples for r, k in zip(s.rows, s.keyframes, strict=True))  # remote shards
     jpegs, crops = [], []
     for s in samples:
         frames = [table.jpeg(int(r), int(k)) for r, k in zip(s.rows, s.keyframes, strict=True)]

@@ -1,4 +1,5 @@
-"""Plain weight files: what pre-training exports and what extraction and fine-tuning load.
+"""Plain weight files: what pre-training exports and extraction and fine-tuning load, and the segmenter that
+fine-tuning writes and ``bassl segment`` loads.
 
 An export (``encoder.pt``) is ``{"format", "config", "method", "encoder": state_dict, "crn": state_dict, ...}``
 holding only tensors and plain values, so ``torch.load(weights_only=True)`` reads it and no pickled object
@@ -44,4 +45,39 @@ def load_weights(path: str | Path) -> dict[str, Any]:
                         "must be converted first: bassl import-checkpoint SRC DST") from e
     if not isinstance(doc, dict) or "encoder" not in doc:
         raise DataError(f"{path}: no 'encoder' weights inside; expected a bassl export")
+    return doc
+
+
+SEGMENTER_FORMAT = "bassl-segmenter-1"
+
+
+def export_segmenter(path: str | Path, boundary_model: nn.Module, config: dict[str, Any], threshold: float,
+                     encoder: dict[str, Any] | None, extra: dict[str, Any] | None = None) -> Path:
+    """A segmenter: everything ``bassl segment`` needs in one file, tensors and plain values only.
+
+    ``boundary_model`` (CRN + head) with the fine-tuning ``config``, the decision ``threshold`` chosen on val, and
+    ``encoder`` = ``{"config": <the pre-training config that builds it>, "state": state_dict}`` (None when the
+    features came from an encoder that is not available: the file then scores features, not videos)."""
+    doc: dict[str, Any] = {"format": SEGMENTER_FORMAT, "config": config, "threshold": float(threshold),
+                           "boundary": {k: v.detach().cpu().clone() for k, v in boundary_model.state_dict().items()},
+                           "encoder": encoder, **(extra or {})}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(doc, tmp)
+    return path
+
+
+def load_segmenter(path: str | Path) -> dict[str, Any]:
+    """Read a segmenter written by ``bassl finetune`` (without unpickling any object)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; `bassl finetune` writes segmenter.pt into its output directory "
+                        "(and `bassl demo` leaves one at <demo out>/segmenter.pt)")
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a file of ours
+        raise DataError(f"{path}: not a bassl segmenter ({type(e).__name__}: {e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != SEGMENTER_FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise DataError(f"{path}: format {got!r}, expected {SEGMENTER_FORMAT!r} (a segmenter.pt from `bassl finetune`)")
     return doc

@@ -41,8 +41,12 @@ class BuildTask:
     spec: ShardSpec
 
 
+def record_name(spec: ShardSpec) -> str:
+    return spec.name.replace(".tar", ".json")
+
+
 def record_path(out_dir: Path, spec: ShardSpec) -> Path:
-    return out_dir / BUILD_DIR / spec.name.replace(".tar", ".json")
+    return out_dir / BUILD_DIR / record_name(spec)
 
 
 def read_record(path: Path) -> dict | None:

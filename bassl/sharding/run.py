@@ -22,25 +22,26 @@ others; a shot with none left, or a movie without frames, is left out whole) and
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from bassl.config import Config
-from bassl.data.atomic import parse_temp_name, temp_path, write_json
+from bassl.data.atomic import parse_temp_name, temp_path
 from bassl.data.manifest import FORMAT, MANIFEST_NAME, VERSION, write_manifest
 from bassl.data.movienet import MovieNetSource
 from bassl.data.shard_format import index_name, member_exts
+from bassl.data.storage import Store, is_remote
 from bassl.errors import DataError
-from bassl.sharding.build import REPORT_NAME, BuildTask, keep_or_build, read_record, record_path
-from bassl.sharding.plan import BUILD_DIR, ShardPlan, ShardSpec, load_plan, make_plan, plan_settings, save_plan
+from bassl.sharding.build import REPORT_NAME, BuildTask, keep_or_build, read_record, record_name, record_path
+from bassl.sharding.plan import BUILD_DIR, PLAN_NAME, ShardPlan, ShardSpec, load_plan, make_plan, plan_settings, save_plan
+from bassl.workers import process_maps, resolve_workers
 
 DEFAULT_SHARD_BYTES = 1_000_000_000  # ~1 GB: ~160 shards for MovieNet's 160 GB; a few hundred MB is fine too
 ON_ERROR = ("error", "skip")
@@ -75,7 +76,7 @@ def parse_part(text: str | None) -> tuple[int, int] | None:
 
 @dataclass
 class ShardSummary:
-    out_dir: Path
+    out_dir: Path | str  # a directory, or the URL the shards were published to
     source: Path
     part: tuple[int, int] | None = None
     shards: int = 0  # shards this run was responsible for
@@ -86,7 +87,7 @@ class ShardSummary:
     built_bytes: int = 0
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)
-    manifest: Path | None = None
+    manifest: str | None = None
 
     def describe(self) -> str:
         mb = self.bytes / 1e6
@@ -102,39 +103,6 @@ class ShardSummary:
         elif self.part:
             lines.append(f"  when all {self.part[1]} parts are done: bassl shard --merge --out {self.out_dir}")
         return "\n".join(lines)
-
-
-def _workers(n: int) -> int:
-    return n if n > 0 else len(os.sched_getaffinity(0))
-
-
-@dataclass(frozen=True)
-class _Maps:
-    ordered: Callable  # like map
-    unordered: Callable  # results as they finish
-
-
-def _start_method() -> str:
-    """fork (workers start in milliseconds) when this process has one thread, as the CLI has; else spawn.
-
-    A fork copies other threads' locks mid-use (DALI, torch, tqdm's monitor may hold some); spawn costs each
-    worker a fresh interpreter and imports (~0.3 s), which only matters for small inputs.
-    """
-    try:
-        single = len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        single = False
-    return "fork" if single and "fork" in mp.get_all_start_methods() else "spawn"
-
-
-@contextmanager
-def _maps(workers: int) -> Iterator[_Maps]:
-    """``map`` over ``workers`` processes, or the builtin ``map`` for one."""
-    if workers <= 1:
-        yield _Maps(map, map)
-        return
-    with mp.get_context(_start_method()).Pool(workers) as pool:  # leaving the block terminates it, also on error
-        yield _Maps(lambda fn, xs: pool.imap(fn, xs, chunksize=4), pool.imap_unordered)
 
 
 def _plan(source: MovieNetSource, out: Path, shard_bytes: int, on_error: str, ordered_map: Callable) -> ShardPlan:
@@ -209,11 +177,22 @@ def build_shards(
     part: tuple[int, int] | None = None,
     on_error: str = "error",
     progress: bool = True,
+    staging: str | Path | None = None,
+    publish: bool = True,
 ) -> ShardSummary:
     """Plan, build (this part's shards, or all) and, without ``part``, merge. Reads ``cfg.data`` only.
 
-    ``source_root`` overrides ``cfg.data.root``; ``workers`` 0 means one per available core.
+    ``source_root`` overrides ``cfg.data.root``; ``workers`` 0 means one per available core. ``out_dir`` may be
+    a URL (``s3://bucket/prefix``): the shards are built in ``staging`` (default: a directory under
+    ``~/.cache/bassl``) and then published (:mod:`bassl.sharding.publish`).
     """
+    if is_remote(out_dir):
+        from bassl.sharding.publish import publish_shards, staging_dir
+
+        local = Path(staging) if staging else staging_dir(str(out_dir))
+        summary = build_shards(cfg, source_root, local, shard_bytes=shard_bytes, workers=workers, part=part,
+                               on_error=on_error, progress=progress, publish=False)
+        return publish_shards(local, Store(out_dir), summary, progress=progress)
     if on_error not in ON_ERROR:
         raise DataError(f"on_error {on_error!r}: choose one of {', '.join(ON_ERROR)}")
     start = time.perf_counter()
@@ -222,7 +201,7 @@ def build_shards(
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     summary = ShardSummary(out, source.root, part=part)
-    with _maps(_workers(workers)) as maps:
+    with process_maps(resolve_workers(workers)) as maps:
         def scan_with_progress(fn: Callable, xs: list) -> Iterator:
             return tqdm(maps.ordered(fn, xs), total=len(xs), unit="movie", desc="plan", disable=not progress)
 
@@ -243,7 +222,7 @@ def build_shards(
                 bar.update(sum(r["stop"] - r["first"] for r in rec["spec"]["runs"]))
                 bar.set_postfix_str(f"{summary.bytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.0f} MB/s", refresh=False)
     summary.skipped = _skipped(plan, [read_record(record_path(out, t.spec)) or {} for t in tasks])
-    if part is None:
+    if part is None and publish:
         summary.manifest = merge_shards(out).manifest
     summary.seconds = time.perf_counter() - start
     return summary
@@ -269,28 +248,28 @@ def _skipped(plan: ShardPlan, records: list[dict]) -> list[dict]:
 def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> ShardSummary:
     """Check that every planned shard is finished, then write ``manifest.json`` and ``shard_report.json``.
 
-    Checks sizes against the records (cheap); the sha256 of each shard was taken while writing it and is
-    re-checked whenever a run resumes. ``source_root``, if given, must be the one the plan was made from.
+    ``out_dir`` is the shard directory or URL. Checks sizes against the records (cheap); the sha256 of each shard
+    was taken while writing it and is re-checked whenever a run resumes. ``source_root``, if given, must be the one
+    the plan was made from.
     """
     start = time.perf_counter()
-    out = Path(out_dir).expanduser().resolve()
-    plan = load_plan(out)
-    if plan is None:
-        raise DataError(f"{out}: no shard plan ({out / BUILD_DIR / 'plan.json'}); run `bassl shard --source DIR "
+    store = Store(out_dir)
+    out = store.location
+    plan_name = f"{BUILD_DIR}/{PLAN_NAME}"
+    if not store.exists(plan_name):
+        raise DataError(f"{out}: no shard plan ({store.url(plan_name)}); run `bassl shard --source DIR "
                         f"--out {out}` (or its --part I/N array) before --merge")
+    plan = ShardPlan.from_json(json.loads(store.read(plan_name)), Path(plan_name))
     if source_root is not None and str(Path(source_root).expanduser().resolve()) != plan.settings["source"]:
         raise DataError(f"{out} was planned from {plan.settings['source']}, not {source_root}")
     records, missing = [], []
     for spec in plan.shards:
-        rec = read_record(record_path(out, spec))
+        name = f"{BUILD_DIR}/{record_name(spec)}"
+        rec = json.loads(store.read(name)) if store.exists(name) else None
         if rec is None or rec.get("plan_id") != plan.plan_id or rec.get("spec") != spec.to_json():
             missing.append(spec.index)
             continue
-        try:
-            size = (out / rec["name"]).stat().st_size
-        except OSError:
-            size = None
-        if size != rec["bytes"]:
+        if not store.exists(rec["name"]) or store.size(rec["name"]) != rec["bytes"]:
             missing.append(spec.index)
             continue
         records.append(rec)
@@ -301,7 +280,6 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
                         f"`bassl shard` without --part; finished shards are kept.")
     manifest = _manifest(plan, records)
     skipped = manifest["skipped"] = _skipped(plan, records)
-    path = write_manifest(out, manifest)
     report = {
         "manifest": MANIFEST_NAME,
         "num_skipped": len(skipped),
@@ -314,9 +292,11 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         "skipped": skipped,
         "empty_shards": [r["name"] for r in records if r["samples"] == 0],
     }
-    write_json(out / REPORT_NAME, report)
-    return ShardSummary(out, Path(plan.settings["source"]), shards=len(records), kept=len(records), samples=manifest["num_shots"],
-                        bytes=manifest["total_bytes"], seconds=time.perf_counter() - start, skipped=skipped, manifest=path)
+    store.write(REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
+    path = write_manifest(store, manifest)  # last: a reader finds a manifest only when everything it lists is there
+    return ShardSummary(Path(out) if not store.remote else out, Path(plan.settings["source"]), shards=len(records),
+                        kept=len(records), samples=manifest["num_shots"], bytes=manifest["total_bytes"],
+                        seconds=time.perf_counter() - start, skipped=skipped, manifest=path)
 
 
 def shard_name_of(index: int) -> str:
@@ -333,7 +313,7 @@ def _manifest(plan: ShardPlan, records: list[dict]) -> dict:
             m = movies.setdefault(r["video_id"], {"num_shots": plan.movies[r["video_id"]], "shots": 0, "shards": []})
             m["shots"] += r["shots"]
             m["shards"].append(len(shards))
-        shards.append({k: rec[k] for k in ("name", "index", "samples", "bytes", "sha256", "movies")})
+        shards.append({k: rec[k] for k in ("name", "index", "samples", "bytes", "sha256", "index_sha256", "movies")})
     splits = {name: [v for v in vids if v in movies] for name, vids in plan.splits.items()}
     members = {name: set(vids) for name, vids in splits.items()}
     for vid, m in movies.items():

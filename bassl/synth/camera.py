@@ -120,14 +120,19 @@ class MovieShoot:
 
     # ---- keyframes --------------------------------------------------------------------------------
 
-    def keyframes(self) -> Iterator[tuple[int, int, bytes]]:
-        """(shot index, keyframe index, JPEG bytes) in shot order."""
+    def shot_views(self) -> Iterator[tuple[int, list[View]]]:
+        """(shot index, its three keyframe views) in shot order; a scene is staged when its first shot comes up."""
         shot = 0
         for scene in self.plan.scenes:
             for views in self._direct(scene, shot):
-                for k, view in enumerate(views):
-                    yield shot, k, self._encode(self._render(view))
+                yield shot, views
                 shot += 1
+
+    def keyframes(self) -> Iterator[tuple[int, int, bytes]]:
+        """(shot index, keyframe index, JPEG bytes) in shot order."""
+        for shot, views in self.shot_views():
+            for k, view in enumerate(views):
+                yield shot, k, self._encode(self.render(view))
 
     def _direct(self, scene: Scene, first_shot: int) -> list[list[View]]:
         """Stage one scene and cut it: per shot its three keyframe views."""
@@ -303,7 +308,7 @@ class MovieShoot:
 
     # ---- pixels -----------------------------------------------------------------------------------
 
-    def _render(self, view: View) -> Image.Image:
+    def render(self, view: View) -> Image.Image:
         w, h = self.w, self.h
         canvas = self.sets[view.location][view.side]
         if view.blur > 1:

@@ -75,7 +75,7 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     sha = metadata["checkpoint_sha256"]
     resume_key = {"checkpoint_sha256": sha, "split": cfg.extract.split}
 
-    table = open_shots(cfg.data.shards, cfg.extract.split)
+    table = open_shots(cfg.data.shards, cfg.extract.split, cfg.data.remote_fetch)
     movies = table.movie_ids
     groups = [movies[i : i + MOVIES_PER_PARTITION] for i in range(0, len(movies), MOVIES_PER_PARTITION)]
     names = [f"part-{g:05d}" for g in range(len(groups))]

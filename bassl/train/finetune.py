@@ -11,6 +11,7 @@ and test after every epoch. By default the epoch is selected on val and test is 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,20 +23,20 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bassl.config import Config, FinetuneConfig, save_config, to_dict
-from bassl.data.atomic import atomic_path
 from bassl.data.features import FeatureMatrix, load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
 from bassl.eval.evaluate import evaluate_predictions
+from bassl.eval.metrics import best_f1_threshold
 from bassl.eval.report import write_report
 from bassl.loaders.finetune import Anchors, batches, split_anchors, window_rows
 from bassl.methods import METHODS, method_info
 from bassl.models import build_boundary_model
-from bassl.models.weights import load_weights
+from bassl.models.weights import export_segmenter, load_weights
 from bassl.train.distributed import DistInfo, barrier, group_size, init_distributed, is_distributed
 from bassl.train.schedule import lr_multiplier, scaled_lr
 
-BOUNDARY_FORMAT = "bassl-boundary-1"
+SEGMENTER = "segmenter.pt"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,19 +117,18 @@ def load_data(cfg: Config, feature_dir: str | Path) -> FinetuneData:
                         anchors, {s: window_rows(fm, a.movie, a.shot, k) for s, a in anchors.items()})
 
 
-def pretrained_crn(fm: FeatureMatrix, weights: str | Path | None) -> tuple[str, dict[str, torch.Tensor] | None]:
-    """(pre-training method, CRN state or None). The method comes from the features' provenance."""
+def pretrained_export(fm: FeatureMatrix, weights: str | Path | None) -> tuple[str, dict[str, Any] | None]:
+    """(pre-training method, the export the features came from or None if it is not there). The method and the
+    path come from the features' provenance; ``weights`` overrides the path."""
     method = fm.metadata.get("method", "")
     path = weights or fm.metadata.get("checkpoint")
-    if method not in METHODS or not method_info(method).crn:
-        return method, None
-    if not path or not Path(path).is_file():
+    doc = load_weights(path) if path and Path(path).is_file() else None
+    if doc is None and method in METHODS and method_info(method).crn:
         raise DataError(f"features were extracted from a {method} checkpoint ({path}) that is not there any more; "
                         "pass --weights ENCODER.pt so the CRN starts from its pre-trained weights")
-    doc = load_weights(path)
-    if "crn" not in doc:
+    if doc is not None and method in METHODS and method_info(method).crn and "crn" not in doc:
         raise DataError(f"{path}: a {method} export without CRN weights")
-    return method, doc["crn"]
+    return method, doc
 
 
 def base_lr_for(f: FinetuneConfig, method: str) -> float:
@@ -186,45 +186,54 @@ def evaluate_epoch(cfg: Config, model: torch.nn.Module, data: FinetuneData,
 # --------------------------------------------------------------------------------------------------
 
 
-def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights: str | Path | None = None) -> dict:
+def lr_candidates(f: FinetuneConfig, method: str) -> list[float]:
+    """The base lrs to train: the one asked for, or with ``auto`` the grid plus the method's spec lr."""
+    if f.base_lr != "auto":
+        return [base_lr_for(f, method)]
+    spec = base_lr_for(dataclasses.replace(f, base_lr=0.0), method)
+    return sorted(set(f.lr_grid) | {spec})
+
+
+@dataclass
+class Candidate:
+    """One fine-tuning run at one learning rate, with its epoch chosen as ``select_on`` says."""
+
+    base_lr: float
+    lr: float
+    history: list[dict[str, Any]]
+    best: dict[str, Any]  # the selected epoch: record, model state, probabilities per evaluated split
+
+    @property
+    def selected_epoch(self) -> int:
+        return self.best["record"]["epoch"]
+
+    def summary(self) -> dict[str, Any]:
+        r = self.best["record"]
+        return {"base_lr": self.base_lr, "lr": self.lr, "selected_epoch": self.selected_epoch,
+                "val": r.get("val"), "test": r["test"]}
+
+
+def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str, crn_state: dict | None,
+                    base_lr: float, select_on: str) -> Candidate | None:
+    """Model, optimizer and engine from scratch (same seed every time), then every epoch; rank 0 returns the
+    run with its selected epoch, the other ranks None."""
     import deepspeed
 
-    # ---- config and distributed facts ---------------------------------------------------------------
-    dist: DistInfo = init_distributed(cfg.distributed.backend)
-    out_dir = Path(out_dir)
     f = cfg.finetune
-
-    # ---- data: one matrix, windows by index arithmetic -------------------------------------------------
-    data = load_data(cfg, feature_dir)
-    select_on = f.select_on
-    if select_on == "val" and "val" not in data.eval_splits:
-        select_on = "last_test"
-        if dist.is_main:
-            print("[finetune] no anno.val.ndjson: selecting the last epoch on test (the original protocol)")
     steps_per_epoch = len(data.train) // f.effective_batch
-    if steps_per_epoch == 0:
-        raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
-                        f"{f.effective_batch}; lower finetune.effective_batch")
     total = steps_per_epoch * f.epochs
-
-    # ---- model, optimizer, engine ---------------------------------------------------------------------
-    method, crn_state = pretrained_crn(data.fm, weights)
     torch.manual_seed(cfg.seed)
     model = build_boundary_model(cfg, data.features.shape[1])
     if crn_state is not None:
         model.crn.load_state_dict(crn_state, strict=True)
-    base_lr = base_lr_for(f, method)
     lr = scaled_lr(base_lr, f.effective_batch, f.reference_batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=f.weight_decay)
     engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                    config=deepspeed_config(f, dist.world_size))
     if dist.is_main:
-        save_config(cfg, out_dir)
         print(f"[finetune] features {data.fm.features.shape} from a {method or 'unknown'} encoder; CRN "
               f"{'from pre-training' if crn_state is not None else 'from scratch'}; {len(data.train)} train windows, "
               f"{steps_per_epoch} steps/epoch x {f.epochs} epochs, lr {lr:g} (base {base_lr:g} at {f.reference_batch})")
-
-    # ---- loop ------------------------------------------------------------------------------------------
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     step = 0
@@ -240,30 +249,86 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
                 best = {"record": record, "state": copy.deepcopy(engine.module.state_dict()), "probs": probs}
         history.append(record)
     barrier()
+    return Candidate(base_lr, lr, history, best) if dist.is_main else None
+
+
+def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights: str | Path | None = None) -> dict:
+    """Fine-tune (at one lr, or every lr of the grid with ``finetune.base_lr=auto``, choosing on val), then write
+    ``report.json``, the plots, the test predictions and ``segmenter.pt``."""
+    # ---- config, distributed facts, data --------------------------------------------------------------
+    dist: DistInfo = init_distributed(cfg.distributed.backend)
+    out_dir = Path(out_dir)
+    f = cfg.finetune
+    data = load_data(cfg, feature_dir)
+    select_on = f.select_on
+    if select_on == "val" and "val" not in data.eval_splits:
+        if f.base_lr == "auto":
+            raise DataError("finetune.base_lr=auto chooses the learning rate on val, and there is no anno.val.ndjson; "
+                            "add a val split, or give finetune.base_lr a value (it never chooses on test)")
+        select_on = "last_test"
+        if dist.is_main:
+            print("[finetune] no anno.val.ndjson: selecting the last epoch on test (the original protocol)")
+    if len(data.train) // f.effective_batch == 0:
+        raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
+                        f"{f.effective_batch}; lower finetune.effective_batch")
+    method, export = pretrained_export(data.fm, weights)
+    crn_state = export["crn"] if export is not None and "crn" in export and f.crn_init == "pretrained" else None
+    if dist.is_main:
+        save_config(cfg, out_dir)
+
+    # ---- one run per learning rate; the lr is chosen on val, never on test ------------------------------
+    candidates: list[Candidate] = []
+    chosen: Candidate | None = None
+    for base_lr in lr_candidates(f, method):
+        run = train_candidate(cfg, data, dist, method, crn_state, base_lr, select_on)
+        if run is None:
+            continue
+        candidates.append(run)
+        if chosen is None or (select_on == "val" and run.best["record"]["val"]["ap"] > chosen.best["record"]["val"]["ap"]):
+            chosen = run
+        for c in candidates:  # only the chosen run's weights and probabilities are kept
+            if c is not chosen:
+                c.best = {"record": c.best["record"]}
     if not dist.is_main:
-        return {"history": history}
+        return {}
+    if len(candidates) > 1:
+        print("[finetune] lr chosen on val: " + ", ".join(
+            f"{c.base_lr:g}{' *' if c is chosen else ''} (val AP {c.best['record']['val']['ap']:.2f})" for c in candidates))
 
     # ---- outputs -------------------------------------------------------------------------------------
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"format": BOUNDARY_FORMAT, "config": to_dict(cfg), "method": method,
-                    "epoch": best["record"]["epoch"], "model": best["state"]}, tmp)
-    last = history[-1]
+    best = chosen.best
+    threshold = best_f1_threshold(data.anchors["val"].label, best["probs"]["val"]) if "val" in data.eval_splits else 0.5
+    model = build_boundary_model(cfg, data.features.shape[1])
+    model.load_state_dict(best["state"])
+    encoder = {"config": export["config"], "state": export["encoder"]} if export is not None else None
+    export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
+                     {"method": method, "epoch": chosen.selected_epoch, "base_lr": chosen.base_lr,
+                      "feature_dim": int(data.features.shape[1])})
+    last = chosen.history[-1]
     report = {
         "method": method,
         "features": str(feature_dir),
+        "crn_init": "pretrained" if crn_state is not None else "scratch",
         "select_on": select_on,
-        "selected_epoch": best["record"]["epoch"],
+        "selected_epoch": chosen.selected_epoch,
+        "lr": {"mode": "auto" if f.base_lr == "auto" else "fixed", "base_lr": chosen.base_lr, "lr": chosen.lr,
+               "candidates": [c.summary() for c in candidates]},
+        "threshold": threshold,
         "test": best["record"]["test"],
         "protocols": {
-            "val_selected": {"epoch": best["record"]["epoch"], "test": best["record"]["test"],
+            "val_selected": {"epoch": chosen.selected_epoch, "test": best["record"]["test"],
                              "val": best["record"].get("val")} if "val" in data.eval_splits else None,
             "last_test": {"epoch": last["epoch"], "test": last["test"]},
         },
-        "history": history,
+        "history": chosen.history,
+        "segmenter": SEGMENTER if encoder is not None else None,
         "config": to_dict(cfg),
     }
     a = data.anchors["test"]
     write_report(out_dir, report, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label, best["probs"]["test"])
     print(f"[finetune] selected epoch {report['selected_epoch']} ({select_on}); test "
           + ", ".join(f"{k} {v:.2f}" for k, v in report["test"].items()) + f"; report in {out_dir / 'report.json'}")
+    if encoder is None:
+        print(f"[finetune] note: the encoder of these features ({data.fm.metadata.get('checkpoint')}) is not there; "
+              f"{out_dir / SEGMENTER} scores shot features only (pass --weights ENCODER.pt to make it segment videos)")
     return report

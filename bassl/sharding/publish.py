@@ -1,0 +1,61 @@
+"""``bassl shard --out s3://bucket/prefix``: shards built in a local staging directory, then published.
+
+Per shard, in this order: the tar, its index, then its record (``.shard-build/shard-NNNNNN.json``); each object
+is one PUT (or a multipart upload, which the store shows only once complete), so a shard appears under its final
+name only when complete, as on disk, and a record vouches only for objects already there. A shard whose record in
+the store matches the local one (same plan, same sha256) is not uploaded again, so a killed publish resumes. The
+plan goes first (other ``--part`` tasks and ``--merge`` read it); without ``--part`` the manifest goes last,
+written by :func:`bassl.sharding.run.merge_shards` against the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bassl.data.storage import Store
+from bassl.sharding.build import read_record
+from bassl.sharding.plan import BUILD_DIR, PLAN_NAME, load_plan
+
+
+def staging_dir(url: str) -> Path:
+    """Where shards for ``url`` are built before upload: the same URL always gets the same directory, so a
+    killed run resumes its local work too."""
+    return Path.home() / ".cache" / "bassl" / "shard-staging" / hashlib.sha1(url.encode()).hexdigest()[:16]
+
+
+def publish_shards(staging: Path, store: Store, summary, progress: bool = True):
+    """Upload this run's finished shards from ``staging`` to ``store`` (skipping those already there), then, when
+    the run built every part, merge there. Returns the summary, now naming the store."""
+    from bassl.sharding.run import merge_shards
+
+    start = time.perf_counter()
+    plan = load_plan(staging)
+    store.write(f"{BUILD_DIR}/{PLAN_NAME}", (staging / BUILD_DIR / PLAN_NAME).read_bytes())
+    part = summary.part
+    mine = [s for s in plan.shards if part is None or s.index % part[1] == part[0]]
+    uploaded = 0
+    for spec in tqdm(mine, unit="shard", desc="publish", disable=not progress):
+        name = spec.name.replace(".tar", ".json")
+        local = read_record(staging / BUILD_DIR / name)
+        remote_name = f"{BUILD_DIR}/{name}"
+        if store.exists(remote_name):
+            there = json.loads(store.read(remote_name))
+            if there.get("plan_id") == local["plan_id"] and there.get("sha256") == local["sha256"] \
+                    and store.exists(local["name"]) and store.size(local["name"]) == local["bytes"]:
+                continue
+        store.upload(staging / local["name"], local["name"])
+        store.upload(staging / local["index"], local["index"])
+        store.write(remote_name, (json.dumps(local, indent=1) + "\n").encode())
+        uploaded += 1
+    summary.out_dir = store.location
+    if part is None:
+        summary.manifest = merge_shards(store.location).manifest
+    summary.seconds += time.perf_counter() - start
+    print(f"[shard] published {uploaded} shard(s) to {store.location} ({len(mine) - uploaded} already there); "
+          f"built in {staging}")
+    return summary

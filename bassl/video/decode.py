@@ -1,0 +1,82 @@
+"""Reading video files with PyAV (FFmpeg's libraries, bundled in the wheel): probe, then stream frames.
+
+Frames come out in presentation order and are numbered 0, 1, 2, ... in that order; a shot's timing and every
+frame index bassl writes refer to that numbering, and times are ``index / fps`` with the stream's average
+frame rate. Frames are scaled inside FFmpeg's swscale by one reused reformatter (the fast path on PyAV 18), so
+a detector that wants 128-pixel frames never sees a full-size one and memory never depends on the video's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bassl.errors import DataError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: float  # the stream's average frame rate
+    frames: int  # from the container header; 0 when it does not say (counted while decoding then)
+    width: int
+    height: int
+    duration: float  # seconds, from the container (0 when unknown)
+    codec: str
+
+    def scaled(self, height: int) -> tuple[int, int]:
+        """(width, height) for frames scaled to ``height`` pixels, aspect kept, both even (H.264/JPEG friendly)."""
+        h = min(height, self.height) // 2 * 2 or 2
+        w = max(2, round(self.width * h / self.height / 2) * 2)
+        return w, h
+
+
+def _rate(r) -> Fraction | None:
+    """A stream rate as a Fraction (PyAV 18 gives Fraction or None, PyAV 19 AVRational, falsy when unknown)."""
+    if not r:
+        return None
+    return Fraction(r.numerator, r.denominator)
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """What a video file holds; a file FFmpeg cannot open, or one without a video stream, is a DataError naming it."""
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise DataError(f"{path}: no video stream (streams: {', '.join(s.type for s in c.streams) or 'none'})")
+            v = c.streams.video[0]
+            rate = _rate(v.average_rate) or _rate(v.guessed_rate)
+            if rate is None or rate <= 0:
+                raise DataError(f"{path}: the video stream has no frame rate; re-encode it (e.g. with ffmpeg -r 25)")
+            duration = float(c.duration / av.time_base) if c.duration else 0.0
+            return VideoInfo(path, float(rate), int(v.frames or 0), int(v.width), int(v.height), duration,
+                             v.codec_context.name)
+    except av.error.FFmpegError as e:
+        raise DataError(f"{path}: FFmpeg cannot read it ({e}); is it a video file?") from e
+
+
+def frames(path: str | Path, width: int | None = None, height: int | None = None, fmt: str = "rgb24",
+           only: set[int] | None = None, interpolation: str = "AREA") -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, [H, W, 3] uint8)`` for every frame (or only the indices in ``only``: the others are decoded but
+    never converted), in order, ``fmt`` rgb24 or bgr24, scaled to ``width`` x ``height``."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()  # one per stream: it keeps its swscale context
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(c.decode(stream)):
+                if only is None or index in only:
+                    yield index, reformatter.reformat(frame, width=width, height=height, format=fmt,
+                                                      interpolation=interpolation).to_ndarray()
+    except av.error.FFmpegError as e:
+        raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

@@ -1,0 +1,276 @@
+"""``bassl ingest``: video files -> shots -> the MovieNet-SSeg layout, so ``bassl shard`` and ``pretrain`` take them.
+
+Per video, two streaming passes (memory never depends on its length):
+
+1. decode every frame at the detector's size and find the cuts (:mod:`bassl.video.shots`);
+2. decode again and keep only each shot's three keyframes, as MovieNet picks them: start, middle and end of the
+   shot (start and end inset by up to 2 frames, so a cut found a frame late never lends the previous shot's last
+   frame), scaled to ``video.keyframe_height`` pixels and written as JPEGs.
+
+A video's keyframes are written into a hidden directory that is renamed into place when the video is done, then
+its record (``.ingest/<id>.json``: shots, frame rate, source); a finished video is kept by the next run. The
+annotation files (``anno.pretrain.ndjson``, ``vid2idx.json``, ``videos.json`` with each video's real frame
+rate) are written last, from every finished video. Video ids come from the file names.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bassl.config import VideoConfig, to_dict
+from bassl.data.atomic import temp_path, write_json
+from bassl.data.movienet import LayoutWriter, annotation_row
+from bassl.data.shard_format import KEY_RE
+from bassl.errors import DataError
+from bassl.video.decode import VideoInfo, frames, probe
+from bassl.video.shots import DEFAULT_THRESHOLD, make_detector
+from bassl.workers import process_maps, resolve_workers
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv"}
+RECORDS = ".ingest"  # per-video records, under the layout root
+REPORT = "ingest_report.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and ids
+# --------------------------------------------------------------------------------------------------
+
+
+def find_videos(inputs: list[str | Path]) -> list[Path]:
+    """Files as given, and the video files (by extension) under directories, sorted; a missing path is an error."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise DataError(f"{item}: no such file or directory")
+    if not found:
+        raise DataError(f"no video files in {', '.join(map(str, inputs))} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def video_id(path: Path) -> str:
+    """A stable id from the file name: letters, digits, '_' and '-' kept, anything else becomes '_'."""
+    vid = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_")[:80] or "video"
+    if not KEY_RE.match(f"{vid}_0000"):
+        raise DataError(f"{path}: cannot make a video id from its name; rename it (letters, digits, _ and -)")
+    return vid
+
+
+def assign_ids(paths: list[Path]) -> dict[Path, str]:
+    """Each file's id; two files that would share one is an error naming both."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        vid = video_id(p)
+        if vid in seen:
+            raise DataError(f"{seen[vid]} and {p} both become video id {vid!r}; rename one of them "
+                            "(ids come from the file names, so a movie keeps its id across runs)")
+        seen[vid] = p
+    return {p: v for v, p in seen.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# One video
+# --------------------------------------------------------------------------------------------------
+
+
+def keyframe_frames(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``[N, 3]`` frame indices of each shot's start, middle and end keyframes (start/end inset up to 2 frames)."""
+    n = ends - starts + 1
+    inset = np.minimum(2, (n - 1) // 4)
+    return np.stack([starts + inset, (starts + ends) // 2, ends - inset], axis=1)
+
+
+def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> tuple[np.ndarray, int]:
+    """(``[N, 5]`` start, end, kf0, kf1, kf2 per shot, frames decoded). Pass 1 of 2."""
+    detector = make_detector(cfg, info.fps, info.width, info.height)
+    cuts: list[int] = []
+    count = 0
+    for index, frame in frames(path, *detector.size, fmt=detector.fmt):
+        cuts += detector.process(index, frame)
+        count = index + 1
+    if count == 0:
+        raise DataError(f"{path}: the video stream has no frames")
+    cuts += detector.finish(count - 1)
+    bounds = np.array(sorted({c for c in cuts if 0 < c < count}), dtype=np.int64)
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds - 1, [count - 1]])
+    return np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1), count
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    path: Path
+    video_id: str
+    root: Path
+    cfg: VideoConfig
+    on_error: str
+
+
+@dataclass
+class IngestResult:
+    record: dict[str, Any] | None = None
+    kept: bool = False
+    skipped: dict[str, str] | None = None
+    seconds: float = 0.0
+
+
+def source_key(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"source": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def record_path(root: Path, vid: str) -> Path:
+    return root / RECORDS / f"{vid}.json"
+
+
+def finished(task: IngestTask) -> dict[str, Any] | None:
+    """The record of a video this run can keep: same file (size, mtime) and settings, keyframes in place."""
+    try:
+        rec = json.loads(record_path(task.root, task.video_id).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    layout = LayoutWriter(task.root)
+    same = rec.get("key") == source_key(task.path) and rec.get("settings") == to_dict(task.cfg)
+    return rec if same and (layout.frames_root / task.video_id).is_dir() else None
+
+
+def ingest_one(task: IngestTask) -> IngestResult:
+    """Ingest one video (or keep it from an earlier run); in skip mode a bad file becomes a recorded skip."""
+    start = time.perf_counter()
+    rec = finished(task)
+    if rec is not None:
+        return IngestResult(rec, kept=True)
+    try:
+        rec = _ingest(task)
+    except DataError as e:
+        if task.on_error != "skip":
+            raise
+        return IngestResult(skipped={"path": str(task.path), "video_id": task.video_id, "reason": str(e)})
+    return IngestResult(rec, seconds=time.perf_counter() - start)
+
+
+def _ingest(task: IngestTask) -> dict[str, Any]:
+    from PIL import Image
+
+    path, vid, cfg = task.path, task.video_id, task.cfg
+    layout = LayoutWriter(task.root)
+    record_path(task.root, vid).unlink(missing_ok=True)  # an older record must not vouch for what is replaced
+    info = probe(path)
+    shots, count = detect_shots(path, info, cfg)
+    wanted: dict[int, list[tuple[int, int]]] = {}
+    for s, row in enumerate(shots):
+        for k in range(3):
+            wanted.setdefault(int(row[2 + k]), []).append((s, k))
+    # Pass 2: the keyframes, into a hidden directory renamed into place once complete.
+    final = layout.frames_root / vid
+    work = temp_path(final)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    w, h = info.scaled(cfg.keyframe_height)
+    written = 0
+    try:
+        for index, rgb in frames(path, w, h, fmt="rgb24", only=set(wanted)):
+            buf = io.BytesIO()
+            Image.fromarray(rgb).save(buf, "JPEG", quality=cfg.jpeg_quality)
+            for s, k in wanted[index]:
+                (work / layout.keyframe_path(vid, s, k).name).write_bytes(buf.getvalue())
+                written += 1
+        if written != 3 * len(shots):
+            raise DataError(f"{path}: decoded {count} frames in the first pass but the second pass ended early "
+                            f"({written} of {3 * len(shots)} keyframes); the file may be damaged")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(work, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    layout.write_shot_timing(vid, shots)
+    rec = {"video_id": vid, "key": source_key(path), "settings": to_dict(cfg), "fps": info.fps, "frames": count,
+           "width": info.width, "height": info.height, "codec": info.codec, "shots": len(shots),
+           "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
+           "keyframe_size": [w, h]}
+    write_json(record_path(task.root, vid), rec)
+    return rec
+
+
+# --------------------------------------------------------------------------------------------------
+# Many videos
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestSummary:
+    root: Path
+    videos: int = 0
+    ingested: int = 0
+    kept: int = 0
+    shots: int = 0
+    video_seconds: float = 0.0
+    seconds: float = 0.0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        speed = f", {self.video_seconds / max(self.seconds, 1e-9):.1f}x real time" if self.ingested else ""
+        lines = [f"{self.videos} video(s) in {self.root} ({self.ingested} ingested, {self.kept} kept from an earlier "
+                 f"run): {self.shots} shots from {self.video_seconds / 60:.1f} min of video in {self.seconds:.1f} s{speed}"]
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} (see {REPORT}), e.g. {self.skipped[0]['reason']}")
+        lines.append(f"  next: bassl shard --source {self.root} --out SHARDS, then bassl pretrain data.shards=SHARDS")
+        return "\n".join(lines)
+
+
+def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, on_error: str = "error",
+                  progress: bool = True) -> IngestSummary:
+    """Ingest every video of ``inputs`` (files or directories) into the layout at ``out``; resumable."""
+    if on_error not in ("error", "skip"):
+        raise DataError(f"on_error {on_error!r}: choose error or skip")
+    start = time.perf_counter()
+    root = Path(out).expanduser().resolve()
+    ids = assign_ids(find_videos(inputs))
+    (root / RECORDS).mkdir(parents=True, exist_ok=True)
+    tasks = [IngestTask(p, v, root, cfg, on_error) for p, v in ids.items()]
+    summary = IngestSummary(root, videos=len(tasks))
+    with process_maps(min(resolve_workers(cfg.workers), len(tasks))) as maps, \
+            tqdm(total=len(tasks), unit="video", desc="ingest", disable=not progress) as bar:
+        for result in maps.unordered(ingest_one, tasks):
+            bar.update(1)
+            if result.skipped:
+                summary.skipped.append(result.skipped)
+                continue
+            rec = result.record
+            summary.kept += result.kept
+            summary.ingested += not result.kept
+            summary.shots += rec["shots"]
+            if not result.kept:
+                summary.video_seconds += rec["frames"] / rec["fps"]
+            bar.set_postfix_str(f"{rec['video_id']}: {rec['shots']} shots", refresh=False)
+    write_annotations(root)
+    write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped})
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def write_annotations(root: Path) -> None:
+    """``anno.pretrain.ndjson``, ``vid2idx.json`` and ``videos.json`` from every finished video under ``root``."""
+    layout = LayoutWriter(root)
+    records = []
+    for p in sorted((root / RECORDS).glob("*.json")):
+        rec = json.loads(p.read_text())
+        if (layout.frames_root / rec["video_id"]).is_dir():
+            records.append(rec)
+    rows = [annotation_row(r["video_id"], s, r["shots"]) for r in records for s in range(r["shots"])]
+    info = {r["video_id"]: {k: r[k] for k in ("fps", "frames", "width", "height", "codec", "detector", "threshold")}
+            | {"source": r["key"]["source"]} for r in records}
+    layout.write_annotations({"pretrain": rows}, {r["video_id"]: i for i, r in enumerate(records)}, info)

