@@ -1,21 +1,26 @@
-"""The method comparison ("model zoo" table): the five pre-training methods under one budget, on one data set.
+"""The method comparison: the five pre-training methods under one budget, on one data set, at a size where
+fine-tuning learns, each at the learning rate chosen on val; plus the rows that say why.
 
 For every method (instance, temporal, shotcol, bassl, bassl_shotcol) and every seed, the real pipeline runs:
-``pretrain`` (DeepSpeed loop) → ``extract`` (Parquet) → ``finetune`` (the method's spec learning rate,
-epoch selected on val) → test metrics. The synthetic movies are generated once (``synth.seed`` is fixed);
-the seed changes initial weights, data order, augmentation and fine-tuning. Every method gets the same
-budget: same model preset, batch, epochs, fine-tuning schedule. A control row, ``none``, skips pre-training:
-the encoder at its random initialisation, extracted and fine-tuned like a shot-level baseline.
+``pretrain`` (DeepSpeed loop) → ``extract`` (Parquet) → ``finetune`` with ``base_lr=auto`` (every lr of the
+grid, each with its epoch chosen on val; the lr chosen on val; the spec lrs, 2.5e-6 and 2.5e-5, stay at chance at
+this budget: README, "Fine-tuning recipe") → test metrics. The
+synthetic movies are generated once (``synth.seed`` is fixed); the seed changes initial weights, data order,
+augmentation and fine-tuning. Extra rows:
 
-Two columns need no fine-tuning and so say something about the features alone, whatever the fine-tuning
-learning rate does (``bassl.eval.frozen_features``): ``adjacent AP`` scores shot i as a boundary by
-``1 - cos(mean(f[i-1], f[i]), mean(f[i+1], f[i+2]))`` of the frozen features, and ``kNN@1`` is scene-retrieval
-precision@1 within a movie (spec §6.8). Both are on the test split.
+- ``none``: no pre-training (the encoder at its random initialisation), fine-tuned like a shot-level baseline;
+- ``bassl, CRN re-initialised``: bassl's features, fine-tuned with a CRN from scratch (``finetune.crn_init=
+  scratch``): the ablation of the pre-trained CRN, BaSSL's central claim;
+- ``similarity probe``: no CRN at all, a logistic regression on each window's cosine-similarity matrix of bassl's
+  features (:mod:`bassl.train.similarity_probe`, C chosen on val).
 
-    .venv/bin/python benchmarks/compare_methods.py [--seeds 0 1] [--methods ...] [--out runs/compare] [key=value ...]
+Two columns need no fine-tuning and judge the frozen features alone (``bassl.eval.frozen_features``):
+``adjacent AP`` and scene ``kNN@1``, on test.
 
-Resumable: a finished stage (encoder.pt, features.json, report.json) is not recomputed, so a killed run goes
-on where it stopped. Writes benchmarks/results/<--name, default compare_methods>.{json,md}.
+    .venv/bin/python benchmarks/compare_methods.py [--seeds 0 1 2] [--methods ...] [--out runs/compare] [key=value ...]
+
+Resumable: a finished stage (encoder.pt, features.json, report.json, probe.json) is not recomputed. Writes
+benchmarks/results/<--name, default compare_methods>.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -37,32 +42,38 @@ from bassl.eval.frozen_features import feature_only_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")
-CONTROL = "none"  # the control row: the encoder at its random initialisation, no pre-training step
-PAPER_AP = {"none": "—", "instance": "51.51", "temporal": "50.05", "shotcol": "51.17", "bassl": "56.26 (10 ep) / 57.40 (40 ep)",
-            "bassl_shotcol": "—"}
+CONTROL, REINIT, PROBE = "none", "bassl_crn_reinit", "probe"
+ROWS = (CONTROL, *METHODS, REINIT, PROBE)
+LABEL = {CONTROL: "none (random encoder, no pre-training)", REINIT: "bassl, CRN re-initialised (ablation)",
+         PROBE: "similarity probe on bassl features (no CRN)"}
+PAPER_AP = {"instance": "51.51", "temporal": "50.05", "shotcol": "51.17", "bassl": "56.26 (10 ep) / 57.40 (40 ep)"}
 METRICS = ("ap", "miou", "auc_roc", "f1")
 
-# The budget: tiny preset (CPU), 20 pre-training movies, 12 test movies. Equal for every method.
+# The budget, equal for every method: the demo's short-run settings (README, "A short run") on more test movies.
 BUDGET = [
     "model_preset=tiny",
-    "synth.train_movies=12", "synth.val_movies=4", "synth.test_movies=12", "synth.pretrain_only_movies=4",
-    "pretrain.effective_batch=32", "pretrain.epochs=3", "pretrain.knn_every_epoch=false",
-    "pretrain.log_every=50", "pretrain.checkpoint_every=1000",
+    "synth.width=216", "synth.height=120",
+    "synth.train_movies=80", "synth.val_movies=12", "synth.test_movies=16", "synth.pretrain_only_movies=4",
+    "pretrain.effective_batch=32", "pretrain.epochs=2", "pretrain.epoch_shots=2304", "optim.trust_coefficient=0.02",
+    "pretrain.knn_every_epoch=false", "pretrain.log_every=48", "pretrain.checkpoint_every=1000",
     "extract.batch_size=64",
-    "finetune.effective_batch=256", "finetune.epochs=20",
+    "finetune.effective_batch=256", "finetune.epochs=20", "finetune.warmup_ratio=0.1", "finetune.base_lr=auto",
 ]
+LR_GRID = (1e-3, 2.5e-3)  # base lrs at batch 256; the demo's 1e-3 and the next step up
 
 
-def run_one(base: list[str], method: str, seed: int, out: Path) -> dict:
+def run_one(base: list[str], row: str, seed: int, out: Path) -> dict:
     from bassl.train.extract import extract
     from bassl.train.finetune import finetune
     from bassl.train.pretrain import pretrain
+    from bassl.train.similarity_probe import similarity_probe
 
-    # the control fine-tunes like a shot-level baseline (CRN from scratch, the baselines' learning rate)
-    cfg = load_config([*base, f"method={'instance' if method == CONTROL else method}", f"seed={seed}"])
-    run = out / method / f"seed{seed}"
-    # seconds per stage, kept beside the run: a resumed run reports the time its stages took when they ran
-    times_path = run / "stage_seconds.json"
+    # the control fine-tunes like a shot-level baseline; the ablation and the probe use bassl's run
+    method = {CONTROL: "instance", REINIT: "bassl", PROBE: "bassl"}.get(row, row)
+    cfg = load_config([*base, f"method={method}", f"seed={seed}", f"finetune.lr_grid={list(LR_GRID)}",
+                       *(["finetune.crn_init=scratch"] if row == REINIT else [])])
+    run = out / ("bassl" if row in (REINIT, PROBE) else row) / f"seed{seed}"
+    times_path = run / f"stage_seconds_{row}.json"
     times = json.loads(times_path.read_text()) if times_path.is_file() else {}
 
     def stage(name: str, done: bool, work) -> None:
@@ -70,44 +81,79 @@ def run_one(base: list[str], method: str, seed: int, out: Path) -> dict:
             t = time.perf_counter()
             work()
             times[f"{name}_s"] = time.perf_counter() - t
+            times_path.parent.mkdir(parents=True, exist_ok=True)
             times_path.write_text(json.dumps(times, indent=1))
 
     stage("pretrain", (run / "pretrain" / "encoder.pt").is_file(),
           lambda: pretrain(cfg, run / "pretrain", resume=(run / "pretrain" / "checkpoints").is_dir(),
-                           max_steps=0 if method == CONTROL else None))
+                           max_steps=0 if row == CONTROL else None))
     stage("extract", (run / "features" / "features.json").is_file(),
           lambda: extract(cfg, run / "pretrain" / "encoder.pt", run / "features"))
-    report_path = run / "finetune" / "report.json"
-    stage("finetune", report_path.is_file(), lambda: finetune(cfg, run / "features", run / "finetune"))
-    report = json.loads(report_path.read_text())
-    return {"method": method, "seed": seed, "test": {k: report["test"][k] for k in METRICS},
-            "last_test": {k: report["protocols"]["last_test"]["test"][k] for k in METRICS},
-            "selected_epoch": report["selected_epoch"],
-            **feature_only_metrics(cfg, load_features(run / "features").rows), **times}
+    fm = load_features(run / "features")
+    frozen = feature_only_metrics(cfg, fm.rows)
+    if row == PROBE:
+        path = run / "probe.json"
+        stage("probe", path.is_file(), lambda: path.write_text(json.dumps(
+            similarity_probe(cfg, fm, MovieNetSource.from_config(cfg.data)), indent=1)))
+        probe = json.loads(path.read_text())
+        return {"row": row, "seed": seed, "test": {k: probe["test"][k] for k in METRICS},
+                "val_ap": probe["val"]["ap"], "lr": None, "C": probe["C"], **frozen, **times}
+    ft = run / ("finetune_reinit" if row == REINIT else "finetune")
+    stage("finetune", (ft / "report.json").is_file(), lambda: finetune(cfg, run / "features", ft))
+    report = json.loads((ft / "report.json").read_text())
+    return {"row": row, "seed": seed, "test": {k: report["test"][k] for k in METRICS},
+            "val_ap": report["protocols"]["val_selected"]["val"]["ap"], "lr": report["lr"]["base_lr"],
+            "lr_candidates": report["lr"]["candidates"], "selected_epoch": report["selected_epoch"], **frozen, **times}
 
 
-def table(rows: list[dict], methods: list[str]) -> list[str]:
-    def cell(vals: list[float]) -> str:
-        return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
+def cell(vals: list[float]) -> str:
+    return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
-    lines = ["| method | paper AP | AP | mIoU | AUC-ROC | F1 | AP, last epoch | adjacent AP (no fine-tune) | kNN@1 |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for m in methods:
-        rs = [r for r in rows if r["method"] == m]
+
+def table(rows: list[dict], names: list[str], chance: float) -> list[str]:
+    lines = ["| method | paper AP | AP | × chance | mIoU | AUC-ROC | F1 | lr chosen on val | adjacent AP (no fine-tune) "
+             "| kNN@1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        rs = [r for r in rows if r["row"] == name]
         if not rs:
             continue
-        label = "none (random init, no pre-training)" if m == CONTROL else m
-        lines.append(f"| {label} | {PAPER_AP[m]} | " + " | ".join(cell([r["test"][k] for r in rs]) for k in METRICS)
-                     + f" | {cell([r['last_test']['ap'] for r in rs])} | {cell([r['adjacent_ap'] for r in rs])}"
-                     f" | {cell([r['knn1'] for r in rs])} |")
+        aps = [r["test"]["ap"] for r in rs]
+        lrs = "C " + "/".join(str(r["C"]) for r in rs) if name == PROBE else "/".join(f"{r['lr']:g}" for r in rs)
+        lines.append(f"| {LABEL.get(name, name)} | {PAPER_AP.get(name, '—')} | {cell(aps)} | {np.mean(aps) / chance:.1f} | "
+                     + " | ".join(cell([r["test"][k] for r in rs]) for k in METRICS[1:])
+                     + f" | {lrs} | {cell([r['adjacent_ap'] for r in rs])} | {cell([r['knn1'] for r in rs])} |")
     return lines
+
+
+def plot(rows: list[dict], names: list[str], chance: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in names if any(r["row"] == n for r in rows)]
+    aps = [[r["test"]["ap"] for r in rows if r["row"] == n] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    x = np.arange(len(names))
+    ax.bar(x, [np.mean(a) for a in aps], yerr=[np.std(a) for a in aps], capsize=4, color="#4c78a8")
+    for i, a in enumerate(aps):
+        ax.scatter(np.full(len(a), i), a, color="black", s=10, zorder=3)
+    ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.1f} % of shots end a scene)")
+    ax.set_xticks(x, [LABEL.get(n, n).split(" (")[0] for n in names], rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("test AP (epoch and lr chosen on val)")
+    ax.set_title(f"Scene-boundary AP by method, mean ± std over {len(aps[0])} seeds", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--methods", nargs="+", default=[CONTROL, *METHODS], choices=[CONTROL, *METHODS],
-                   help=f"'{CONTROL}': the randomly initialised encoder, no pre-training (the control row)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=list(ROWS), choices=ROWS,
+                   help=f"rows; '{CONTROL}': no pre-training, '{REINIT}': bassl with its CRN re-initialised, "
+                        f"'{PROBE}': the similarity probe on bassl's features")
     p.add_argument("--out", type=Path, default=Path("runs/compare"))
     p.add_argument("--name", default="compare_methods", help="results file stem in benchmarks/results/")
     p.add_argument("overrides", nargs="*", help="key=value, applied after the budget above")
@@ -123,26 +169,27 @@ def main() -> None:
         print(generate(out / "movienet", cfg.synth).describe())
         build_shards(cfg, out / "movienet", out / "shards")
     test_labels = np.concatenate([a.boundary_labels(cfg.data.negative_label)
-                                for a in MovieNetSource.from_config(cfg.data).split("test").values()])
+                                  for a in MovieNetSource.from_config(cfg.data).split("test").values()])
+    chance = 100.0 * float(np.mean(test_labels[test_labels >= 0] == 1))
     rows = []
     for seed in args.seeds:
-        for method in args.methods:
-            print(f"\n[compare] {method}, seed {seed}", flush=True)
-            rows.append(run_one(base, method, seed, out))
-            print(f"[compare] {method} seed {seed}: " + json.dumps({k: v for k, v in rows[-1].items()
-                                                                     if k not in ("method", "seed")}), flush=True)
+        for row in args.methods:
+            print(f"\n[compare] {row}, seed {seed}", flush=True)
+            rows.append(run_one(base, row, seed, out))
+            print(f"[compare] {row} seed {seed}: " + json.dumps({k: v for k, v in rows[-1].items()
+                                                                  if k not in ("row", "seed", "lr_candidates")}), flush=True)
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
               "budget": base[: len(BUDGET)] + list(args.overrides), "seeds": args.seeds,
-              "test_positive_share": 100.0 * float(np.mean(test_labels[test_labels >= 0] == 1)),
-              "rows": rows}
+              "test_positive_share": chance, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(rows, args.methods, chance, RESULTS / f"{args.name}.png")
     lines = [f"# Method comparison ({result['date']}, {result['machine']})", "",
-             f"Seeds {args.seeds}; mean ± std over seeds; test split of the synthetic movies "
-             f"({result['test_positive_share']:.1f} % of test shots end a scene: the AP of a random score). "
-             "AP..F1: fine-tuned, epoch selected on val. Budget: `" + " ".join(result["budget"]) + "`.", "",
-             *table(rows, args.methods)]
+             f"Seeds {args.seeds}; mean ± std over seeds; test split of the synthetic movies ({chance:.1f} % of test "
+             "shots end a scene: the AP of a random score). AP..F1: fine-tuned, the lr (of the grid) "
+             "and the epoch chosen on val. Budget: `" + " ".join(result["budget"]) + "`.", "",
+             *table(rows, args.methods, chance)]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

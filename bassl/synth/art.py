@@ -19,8 +19,13 @@ SET_HEIGHT = 480  # sets are painted at this height (twice MovieNet's 240P frame
 SUPERSAMPLE = 2  # sprites are drawn at twice their size and reduced: smooth edges in close-ups
 
 
+def _clip(x: float, lo: float, hi: float) -> float:
+    """np.clip for one number, without numpy's per-call overhead (these helpers run tens of thousands of times)."""
+    return min(hi, max(lo, x))
+
+
 def hsv(h: float, s: float, v: float) -> RGB:
-    r, g, b = colorsys.hsv_to_rgb(h % 1.0, float(np.clip(s, 0, 1)), float(np.clip(v, 0, 1)))
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, float(_clip(s, 0.0, 1.0)), float(_clip(v, 0.0, 1.0)))
     return int(r * 255), int(g * 255), int(b * 255)
 
 
@@ -29,7 +34,7 @@ def mix(a: RGB, b: RGB, t: float) -> RGB:
 
 
 def shade(c: RGB, f: float) -> RGB:
-    return tuple(int(np.clip(x * f, 0, 255)) for x in c)  # type: ignore[return-value]
+    return tuple(int(_clip(x * f, 0.0, 255.0)) for x in c)  # type: ignore[return-value]
 
 
 def jitter(rng: np.random.Generator, c: RGB, dh: float = 0.03, ds: float = 0.08, dv: float = 0.08) -> RGB:

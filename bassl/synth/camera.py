@@ -327,8 +327,9 @@ class MovieShoot:
             subject_x = view.figures[0][0].x if view.figures else view.over_shoulder.x + 1
             left = view.over_shoulder.x < subject_x
             self._paste(frame, view.over_shoulder, -0.32 * fh if left else w - 0.18 * fh, 0.3 * h, fh, 8, 0.55 * light)
-        frame = frame.point(list(view.lut))
-        a = np.asarray(frame, dtype=np.float32) * self.vignette
+        rgb = np.asarray(frame)  # [H, W, 3] uint8
+        lut = self._lut_array(view.lut)  # [3, 256]: Image.point's table, applied by numpy without PIL's per-call list
+        a = np.stack([lut[c][rgb[..., c]] for c in range(3)], axis=-1).astype(np.float32) * self.vignette
         ox, oy, bank = (int(v) for v in self.rng.integers(0, (GRAIN_MARGIN, GRAIN_MARGIN, 2)))
         a += self.grain[bank, oy:oy + h, ox:ox + w]
         return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
@@ -351,9 +352,17 @@ class MovieShoot:
             piece = piece.resize(size, BICUBIC).convert("RGBA")
         else:
             piece = sprite.resize(size, BILINEAR, box=box).convert("RGBA")
-        if light != 1.0:
-            piece = Image.merge("RGBA", (*(c.point(lambda v: v * light) for c in piece.split()[:3]), piece.getchannel("A")))
+        if light != 1.0:  # the colour channels through round(v * light), as Image.point(lambda v: v * light) maps them
+            arr = np.array(piece)
+            arr[..., :3] = np.array([round(v * light) for v in range(256)], dtype=np.uint8)[arr[..., :3]]
+            piece = Image.fromarray(arr, "RGBA")
         frame.paste(piece, (vx0, vy0), piece)
+
+    def _lut_array(self, lut: tuple[int, ...]) -> np.ndarray:
+        cache = self.__dict__.setdefault("_luts", {})
+        if lut not in cache:
+            cache[lut] = np.asarray(lut, dtype=np.uint8).reshape(3, 256)
+        return cache[lut]
 
     def _encode(self, frame: Image.Image) -> bytes:
         buf = io.BytesIO()

@@ -11,7 +11,6 @@ and test after every epoch. By default the epoch is selected on val and test is 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,12 +169,12 @@ def train_one_epoch(engine, optimizer, data: FinetuneData, cfg: Config, dist: Di
     return float(np.mean(losses)), step
 
 
-def evaluate_epoch(cfg: Config, model: torch.nn.Module, data: FinetuneData,
-                   device: torch.device) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Metrics and probabilities of every evaluated split."""
-    probs = {s: predict(model, data.features, data.rows[s], device) for s in data.eval_splits}
+def evaluate_epoch(cfg: Config, model: torch.nn.Module, data: FinetuneData, device: torch.device,
+                   splits: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """Metrics and probabilities of these evaluated splits."""
+    probs = {s: predict(model, data.features, data.rows[s], device) for s in splits}
     metrics = {}
-    for s in data.eval_splits:
+    for s in splits:
         a = data.anchors[s]
         metrics[s] = evaluate_predictions(cfg, data.source, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label, probs[s])
     return metrics, probs
@@ -187,11 +186,8 @@ def evaluate_epoch(cfg: Config, model: torch.nn.Module, data: FinetuneData,
 
 
 def lr_candidates(f: FinetuneConfig, method: str) -> list[float]:
-    """The base lrs to train: the one asked for, or with ``auto`` the grid plus the method's spec lr."""
-    if f.base_lr != "auto":
-        return [base_lr_for(f, method)]
-    spec = base_lr_for(dataclasses.replace(f, base_lr=0.0), method)
-    return sorted(set(f.lr_grid) | {spec})
+    """The base lrs to train: the one asked for, or with ``auto`` the grid (the default grid holds both spec lrs)."""
+    return sorted(set(f.lr_grid)) if f.base_lr == "auto" else [base_lr_for(f, method)]
 
 
 @dataclass
@@ -241,11 +237,16 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
         loss, step = train_one_epoch(engine, optimizer, data, cfg, dist, epoch, step, lr, total)
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
         if dist.is_main:
-            metrics, probs = evaluate_epoch(cfg, engine.module, data, dist.device)
+            # Selecting on val, test is scored only where it is reported: at each new best epoch and the last one.
+            metrics, probs = evaluate_epoch(cfg, engine.module, data, dist.device, ["val"] if select_on == "val" else ["test"])
+            improved = select_on != "val" or best is None or metrics["val"]["ap"] > best["record"]["val"]["ap"]
+            if "test" not in metrics and (improved or epoch == f.epochs - 1):
+                test_metrics, test_probs = evaluate_epoch(cfg, engine.module, data, dist.device, ["test"])
+                metrics, probs = {**metrics, **test_metrics}, {**probs, **test_probs}
             record.update(metrics)
             print(f"[finetune] epoch {epoch + 1}: loss {record['train_loss']:.4f} | "
-                  + " | ".join(f"{s} AP {record[s]['ap']:.2f} mIoU {record[s]['miou']:.2f}" for s in data.eval_splits))
-            if best is None or select_on != "val" or record["val"]["ap"] > best["record"]["val"]["ap"]:
+                  + " | ".join(f"{s} AP {record[s]['ap']:.2f} mIoU {record[s]['miou']:.2f}" for s in metrics))
+            if improved:
                 best = {"record": record, "state": copy.deepcopy(engine.module.state_dict()), "probs": probs}
         history.append(record)
     barrier()
@@ -297,9 +298,14 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
 
     # ---- outputs -------------------------------------------------------------------------------------
     best = chosen.best
-    threshold = best_f1_threshold(data.anchors["val"].label, best["probs"]["val"]) if "val" in data.eval_splits else 0.5
     model = build_boundary_model(cfg, data.features.shape[1])
     model.load_state_dict(best["state"])
+    threshold = 0.5
+    if "val" in data.eval_splits:  # selecting on test (the original protocol) leaves val unscored until here
+        val_probs = best["probs"].get("val")
+        if val_probs is None:
+            val_probs = predict(model, data.features, data.rows["val"], dist.device)
+        threshold = best_f1_threshold(data.anchors["val"].label, val_probs)
     encoder = {"config": export["config"], "state": export["encoder"]} if export is not None else None
     export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
                      {"method": method, "epoch": chosen.selected_epoch, "base_lr": chosen.base_lr,

@@ -309,26 +309,29 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
         write_atomic(run.metrics_path, "".join(line + "\n" for line in keep))  # drop steps lost with a crash
 
     # ---- loop ---------------------------------------------------------------------------------------
-    while run.step < run.last_step and not run.stopped:
-        epoch, in_epoch = divmod(run.step, steps_per_epoch)
-        loader.set_epoch(epoch, in_epoch)
-        train_one_epoch(run, loader, epoch)
-        if not run.stopped and cfg.pretrain.knn_every_epoch and run.step % steps_per_epoch == 0:
-            knn = knn_validation(cfg, model.encoder, dist, precision)
-            if dist.is_main and knn:
-                print("[pretrain] kNN scene precision " + " ".join(f"@{k} {v:.2f}" for k, v in knn.items()))
-                for k, v in knn.items():
-                    writer.add_scalar(f"knn/precision@{k}", v, run.step)
+    try:
+        while run.step < run.last_step and not run.stopped:
+            epoch, in_epoch = divmod(run.step, steps_per_epoch)
+            loader.set_epoch(epoch, in_epoch)
+            train_one_epoch(run, loader, epoch)
+            if not run.stopped and cfg.pretrain.knn_every_epoch and run.step % steps_per_epoch == 0:
+                knn = knn_validation(cfg, model.encoder, dist, precision)
+                if dist.is_main and knn:
+                    print("[pretrain] kNN scene precision " + " ".join(f"@{k} {v:.2f}" for k, v in knn.items()))
+                    for k, v in knn.items():
+                        writer.add_scalar(f"knn/precision@{k}", v, run.step)
 
-    # ---- export -------------------------------------------------------------------------------------
-    check_ranks_agree(model, dist)
-    export = out_dir / "encoder.pt"
-    if dist.is_main:
-        export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method})
-        writer.close()
-        write_run_state(out_dir, "stopped" if run.stopped else "done", run.step, run.last_step, run.stop.signum)
-        print(f"[pretrain] {'stopped' if run.stopped else 'done'} at step {run.step}; weights in {export}")
-    barrier()
+        # ---- export ---------------------------------------------------------------------------------
+        check_ranks_agree(model, dist)
+        export = out_dir / "encoder.pt"
+        if dist.is_main:
+            export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method})
+            writer.close()
+            write_run_state(out_dir, "stopped" if run.stopped else "done", run.step, run.last_step, run.stop.signum)
+            print(f"[pretrain] {'stopped' if run.stopped else 'done'} at step {run.step}; weights in {export}")
+        barrier()
+    finally:
+        run.stop.close()  # a signal after this run is the process's again
     t = run.totals
     throughput = {"steps": t.steps, "seconds": t.seconds, "steps_per_s": t.steps / max(t.seconds, 1e-9),
                   "images_per_s": t.images_per_s, "data_wait_share": t.data_wait_share}

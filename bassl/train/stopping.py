@@ -22,11 +22,18 @@ class StopRequested:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             try:
-                signal.signal(sig, self._handle)
+                self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. inside some test harnesses)
                 pass
+
+    def close(self) -> None:
+        """Give the signals back: after the run, SIGTERM ends the process again (a script may go on for hours)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.signum = signum

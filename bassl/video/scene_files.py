@@ -41,7 +41,8 @@ class Scenes:
         def span(a: int, b: int) -> dict[str, Any]:
             return {"start_frame": a, "end_frame": b, "start": a / self.fps, "end": (b + 1) / self.fps}
 
-        shots = [span(int(a), int(b)) for a, b in self.shots]
+        shots = [{**span(int(a), int(b)), "boundary_prob": float(p)} for (a, b), p in zip(self.shots, self.boundary_prob,
+                                                                                         strict=True)]
         scenes = [{**span(int(self.shots[a, 0]), int(self.shots[b, 1])), "shots": [a, b],
                    "boundary_prob": float(self.boundary_prob[b])} for a, b in self.scene_shots()]
         return {"video": str(self.video), "fps": self.fps, "frames": self.frames, **(extra or {}),

@@ -1,0 +1,216 @@
+"""Raw video: ingest speed beside PySceneDetect's own command, cut accuracy of each detector, `bassl segment` speed,
+scene accuracy and peak memory, on synthetic movies rendered to H.264 MP4 (their cuts and scenes known exactly).
+
+    .venv/bin/python benchmarks/bench_ingest.py [--movies 3] [--model D/segmenter.pt] [--transnetv2-movies 1]
+
+- ingest: seconds of video per second of wall time (shot detection + keyframes written), `bassl ingest` with
+  1 and 2 workers, against `scenedetect -i FILE detect-adaptive` (detection alone, its default OpenCV decoder)
+  timed on the same files in the same run;
+- cut precision / recall / F1 at +-1 frame against the rendered cuts, for adaptive, content and transnetv2;
+- segment: wall time against the video's length with the small preset (a freshly initialised segmenter times the
+  same work as a trained one), and peak memory (max RSS of the process) on a movie and on the same movie 10 times
+  over, to show it does not grow with the length;
+- with --model (a trained segmenter, e.g. the demo's): scene AP and mIoU of `bassl segment` on the rendered movies.
+
+Writes benchmarks/results/ingest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from bassl.config import load_config, to_dict
+from bassl.synth.plan import plan_dataset
+from bassl.synth.video import render_video
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BIN = Path(sys.executable).parent
+
+
+def cut_scores(found: list[int], truth: list[int], tolerance: int = 1) -> dict[str, float]:
+    tp = sum(any(abs(f - t) <= tolerance for t in truth) for f in found)
+    hit = sum(any(abs(f - t) <= tolerance for f in found) for t in truth)
+    p, r = tp / max(1, len(found)), hit / max(1, len(truth))
+    return {"precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-9), "found": len(found), "true": len(truth)}
+
+
+def timed(cmd: list[str], **kw) -> tuple[float, int, str]:
+    """(wall seconds, max RSS of the child in MB, output) of a command."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t
+    if out.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed: {out.stderr[-2000:]}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(rss, before) // 1024, out.stdout + out.stderr
+
+
+def concat(src: Path, dst: Path, times: int) -> None:
+    """The same video ``times`` over, by copying its packets (no re-encode)."""
+    import av
+
+    with av.open(str(src)) as first:
+        stream = first.streams.video[0]
+        packets = [p for p in first.demux(stream) if p.dts is not None]
+        span = max(p.pts for p in packets) - min(p.pts for p in packets) + packets[0].duration
+    with av.open(str(dst), "w", format="mp4") as out:
+        with av.open(str(src)) as inp:
+            ost = out.add_stream_from_template(inp.streams.video[0])
+        for i in range(times):
+            with av.open(str(src)) as inp:
+                for p in inp.demux(inp.streams.video[0]):
+                    if p.dts is None:
+                        continue
+                    p.pts += i * span
+                    p.dts += i * span
+                    p.stream = ost
+                    out.mux(p)
+
+
+def small_segmenter(path: Path) -> None:
+    """A small-preset segmenter with initial weights: the same work per shot as a trained one."""
+    import torch
+
+    from bassl.models import build_boundary_model, build_pretrain_model
+    from bassl.models.weights import export_segmenter
+
+    cfg = load_config(["model_preset=small"])
+    torch.manual_seed(0)
+    pre = build_pretrain_model(cfg)
+    export_segmenter(path, build_boundary_model(cfg, pre.feature_dim), to_dict(cfg), 0.5,
+                     {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
+
+
+def scene_metrics(doc: dict, plan) -> dict[str, float]:
+    """AP of the boundary probabilities and mIoU of the scenes `segment` found, against the rendered movie's."""
+    from bassl.eval.metrics import average_precision, movie_miou
+
+    ends = np.cumsum([s.num_shots for s in plan.scenes]) - 1
+    true_scene_ends = set(int(plan.shot_frames[e, 1]) for e in ends[:-1])
+    shots = doc["shots"]
+    labels = np.array([int(any(abs(s["end_frame"] - e) <= 1 for e in true_scene_ends)) for s in shots])
+    probs = np.array([s["boundary_prob"] for s in shots])
+    pred = np.zeros(len(shots), dtype=np.int64)
+    pred[[sc["shots"][1] for sc in doc["scenes"]]] = 1
+    timing = {"m": np.array([[s["start_frame"], s["end_frame"]] for s in shots])}
+    labels[-1], pred[-1] = 1, 1
+    miou = movie_miou(["m"] * len(shots), np.arange(len(shots)), pred, labels, timing)
+    ap = average_precision(labels[:-1], probs[:-1])
+    return {"ap": ap, "miou": miou, "positives": int(labels[:-1].sum())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--movies", type=int, default=3)
+    p.add_argument("--transnetv2-movies", type=int, default=1, help="TransNetV2 runs at ~45 frames/s on 2 cores")
+    p.add_argument("--model", type=Path, help="a trained segmenter.pt for the scene metrics")
+    p.add_argument("--data", type=Path, help="reuse a directory of rendered movies made by an earlier run")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    videos = args.data or work / "videos"
+    cfg = load_config([f"synth.train_movies={args.movies}", "synth.val_movies=0", "synth.test_movies=0",
+                       "synth.pretrain_only_movies=0", "synth.width=426", "synth.height=240"])
+    plans = list(plan_dataset(cfg.synth).movies)
+    videos.mkdir(parents=True, exist_ok=True)
+    for m in plans:
+        if not (videos / f"{m.video_id}.mp4").is_file():
+            render_video(m, cfg.synth, videos / f"{m.video_id}.mp4")
+    seconds = sum((int(m.shot_frames[-1, 1]) + 1) / 24 for m in plans)
+    result: dict = {"date": datetime.now().isoformat(timespec="seconds"),
+                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+                    "data": f"{len(plans)} synthetic movies rendered to 426x240 H.264 MP4 at 24 fps, {seconds / 60:.1f} min",
+                    "video_seconds": seconds}
+
+    # ---- ingest speed against PySceneDetect's command ----------------------------------------------------
+    speed = {}
+    for workers in (1, 2):
+        out = work / f"ingest{workers}"
+        wall, _, _ = timed([str(BIN / "bassl"), "ingest", str(videos), "--out", str(out), "--no-progress",
+                            f"video.workers={workers}"])
+        speed[f"bassl ingest, {workers} worker(s)"] = seconds / wall
+    wall = 0.0
+    for m in plans:
+        w, _, _ = timed([str(BIN / "scenedetect"), "-i", str(videos / f"{m.video_id}.mp4"), "-q", "-o", str(work),
+                         "detect-adaptive", "list-scenes", "-n"])
+        wall += w
+    speed["scenedetect detect-adaptive (detection alone, 1 process)"] = seconds / wall
+    result["speed_x_realtime"] = speed
+
+    # ---- cut accuracy per detector -------------------------------------------------------------------
+    from bassl.video.decode import probe
+    from bassl.video.ingest import detect_shots
+
+    cuts = {}
+    for detector in ("adaptive", "content", "transnetv2"):
+        chosen = plans[: args.transnetv2_movies] if detector == "transnetv2" else plans
+        found, truth, offset = [], [], 0
+        for m in chosen:
+            path = videos / f"{m.video_id}.mp4"
+            shots, count = detect_shots(path, probe(path), load_config([f"video.detector={detector}"]).video)
+            found += [int(c) + offset for c in shots[1:, 0]]
+            truth += [int(c) + offset for c in m.shot_frames[1:, 0]]
+            offset += count + 100
+        cuts[detector] = {**cut_scores(found, truth), "movies": len(chosen)}
+    result["cuts"] = cuts
+
+    # ---- segment: speed and memory (small preset), scene accuracy with a trained model ----------------------
+    small = work / "small_segmenter.pt"
+    small_segmenter(small)
+    first = videos / f"{plans[0].video_id}.mp4"
+    long_video = work / "long" / f"{plans[0].video_id}_x10.mp4"
+    long_video.parent.mkdir()
+    concat(first, long_video, 10)
+    seg = {}
+    for name, video in (("one movie", first), ("the same movie 10x", long_video)):
+        length = probe(video).frames / 24
+        wall, rss, _ = timed([str(BIN / "bassl"), "segment", str(video), "--model", str(small), "--out",
+                              str(work / f"seg_{video.stem}"), "model_preset=small"])
+        seg[name] = {"video_s": length, "wall_s": wall, "x_realtime": length / wall, "peak_rss_mb": rss}
+    result["segment_small"] = seg
+    if args.model:
+        scenes = {}
+        for m in plans:
+            out = work / f"seg_trained_{m.video_id}"
+            timed([str(BIN / "bassl"), "segment", str(videos / f"{m.video_id}.mp4"), "--model", str(args.model),
+                   "--out", str(out)])
+            scenes[m.video_id] = scene_metrics(json.loads((out / "scenes.json").read_text()), m)
+        result["segment_trained"] = {"model": str(args.model), "movies": scenes,
+                                     "mean_ap": float(np.mean([s["ap"] for s in scenes.values()])),
+                                     "mean_miou": float(np.mean([s["miou"] for s in scenes.values()]))}
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Raw video ({result['date']}, {result['machine']})", "", result["data"] + ".", "",
+             "| ingest | x real time |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in speed.items()]
+    lines += ["", "| detector | cut precision | recall | F1 (+-1 frame) | movies |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['movies']} |" for k, v in cuts.items()]
+    lines += ["", "| segment (small preset) | video | wall | x real time | peak RSS |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['video_s']:.0f} s | {v['wall_s']:.1f} s | {v['x_realtime']:.1f} | {v['peak_rss_mb']} MB |"
+              for k, v in seg.items()]
+    if "segment_trained" in result:
+        t = result["segment_trained"]
+        lines += ["", f"Scenes through `bassl segment` with {t['model']}: mean AP {t['mean_ap']:.1f}, mean mIoU "
+                      f"{t['mean_miou']:.1f} over {len(t['movies'])} movies."]
+    (RESULTS / "ingest.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
