@@ -1,7 +1,8 @@
 """Raw video: ingest speed beside PySceneDetect's own command, cut accuracy of each detector, `bassl segment` speed,
 scene accuracy and peak memory, on synthetic movies rendered to H.264 MP4 (their cuts and scenes known exactly).
 
-    .venv/bin/python benchmarks/bench_ingest.py [--movies 3] [--model D/segmenter.pt] [--transnetv2-movies 1]
+    .venv/bin/python benchmarks/bench_ingest.py [--movies 3] [--model D/segmenter.pt] [--encoder D/pretrain/encoder.pt]
+        [--transnetv2-movies 1] [--data DIR]
 
 - ingest: seconds of video per second of wall time (shot detection + keyframes written), `bassl ingest` with
   1 and 2 workers, against `scenedetect -i FILE detect-adaptive` (detection alone, its default OpenCV decoder)
@@ -10,7 +11,8 @@ scene accuracy and peak memory, on synthetic movies rendered to H.264 MP4 (their
 - segment: wall time against the video's length with the small preset (a freshly initialised segmenter times the
   same work as a trained one), and peak memory (max RSS of the process) on a movie and on the same movie 10 times
   over, to show it does not grow with the length;
-- with --model (a trained segmenter, e.g. the demo's): scene AP and mIoU of `bassl segment` on the rendered movies.
+- with --model (a trained segmenter, e.g. the demo's) and/or --encoder (its pre-trained encoder.pt alone): scene AP
+  and mIoU of `bassl segment` on the rendered movies.
 
 Writes benchmarks/results/ingest.{json,md}.
 """
@@ -46,18 +48,21 @@ def cut_scores(found: list[int], truth: list[int], tolerance: int = 1) -> dict[s
     return {"precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-9), "found": len(found), "true": len(truth)}
 
 
-def timed(cmd: list[str], **kw) -> tuple[float, int, str]:
-    """(wall seconds, max RSS of the child in MB, output) of a command."""
-    import resource
+# Runs a command as the only child of a fresh interpreter, so RUSAGE_CHILDREN's max RSS is that command's alone
+# (in this process it would be the largest of every child so far).
+_PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)")
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+def timed(cmd: list[str], **kw) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS of the command and its children in MB, output) of a command."""
     t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    out = subprocess.run([sys.executable, "-c", _PEAK, *cmd], capture_output=True, text=True, **kw)
     wall = time.perf_counter() - t
     if out.returncode:
         raise RuntimeError(f"{cmd[:3]} failed: {out.stderr[-2000:]}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(rss, before) // 1024, out.stdout + out.stderr
+    rss_kb = int(out.stderr.strip().splitlines()[-1])
+    return wall, rss_kb // 1024, out.stdout + out.stderr
 
 
 def concat(src: Path, dst: Path, times: int) -> None:
@@ -119,11 +124,12 @@ def main() -> None:
     p.add_argument("--movies", type=int, default=3)
     p.add_argument("--transnetv2-movies", type=int, default=1, help="TransNetV2 runs at ~45 frames/s on 2 cores")
     p.add_argument("--model", type=Path, help="a trained segmenter.pt for the scene metrics")
+    p.add_argument("--encoder", type=Path, help="a pre-trained encoder.pt alone: scene metrics from frozen features")
     p.add_argument("--data", type=Path, help="reuse a directory of rendered movies made by an earlier run")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     videos = args.data or work / "videos"
-    cfg = load_config([f"synth.train_movies={args.movies}", "synth.val_movies=0", "synth.test_movies=0",
+    cfg = load_config([f"synth.train_movies={max(1, args.movies - 1)}", "synth.val_movies=0", "synth.test_movies=1",
                        "synth.pretrain_only_movies=0", "synth.width=426", "synth.height=240"])
     plans = list(plan_dataset(cfg.synth).movies)
     videos.mkdir(parents=True, exist_ok=True)
@@ -182,16 +188,16 @@ def main() -> None:
                               str(work / f"seg_{video.stem}"), "model_preset=small"])
         seg[name] = {"video_s": length, "wall_s": wall, "x_realtime": length / wall, "peak_rss_mb": rss}
     result["segment_small"] = seg
-    if args.model:
+    for key, model in (("segment_trained", args.model), ("segment_frozen", args.encoder)):
+        if model is None:
+            continue
         scenes = {}
         for m in plans:
-            out = work / f"seg_trained_{m.video_id}"
-            timed([str(BIN / "bassl"), "segment", str(videos / f"{m.video_id}.mp4"), "--model", str(args.model),
-                   "--out", str(out)])
+            out = work / f"{key}_{m.video_id}"
+            timed([str(BIN / "bassl"), "segment", str(videos / f"{m.video_id}.mp4"), "--model", str(model), "--out", str(out)])
             scenes[m.video_id] = scene_metrics(json.loads((out / "scenes.json").read_text()), m)
-        result["segment_trained"] = {"model": str(args.model), "movies": scenes,
-                                     "mean_ap": float(np.mean([s["ap"] for s in scenes.values()])),
-                                     "mean_miou": float(np.mean([s["miou"] for s in scenes.values()]))}
+        result[key] = {"model": str(model), "movies": scenes, "mean_ap": float(np.mean([s["ap"] for s in scenes.values()])),
+                       "mean_miou": float(np.mean([s["miou"] for s in scenes.values()]))}
 
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -203,10 +209,11 @@ def main() -> None:
     lines += ["", "| segment (small preset) | video | wall | x real time | peak RSS |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['video_s']:.0f} s | {v['wall_s']:.1f} s | {v['x_realtime']:.1f} | {v['peak_rss_mb']} MB |"
               for k, v in seg.items()]
-    if "segment_trained" in result:
-        t = result["segment_trained"]
-        lines += ["", f"Scenes through `bassl segment` with {t['model']}: mean AP {t['mean_ap']:.1f}, mean mIoU "
-                      f"{t['mean_miou']:.1f} over {len(t['movies'])} movies."]
+    for key, what in (("segment_trained", "a fine-tuned segmenter"), ("segment_frozen", "an encoder alone (frozen features)")):
+        if key in result:
+            t = result[key]
+            lines += ["", f"Scenes through `bassl segment` with {what}, {t['model']}: mean AP {t['mean_ap']:.1f}, mean mIoU "
+                          f"{t['mean_miou']:.1f} over {len(t['movies'])} movies."]
     (RESULTS / "ingest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)

@@ -113,9 +113,9 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         boundary.load_state_dict(model["boundary"], strict=True)
         boundary.to(device).eval()
         rows = neighbor_window(np.arange(len(feats)), len(feats), ft_cfg.window.neighbor_size)  # [N, 2K+1]
-        with torch.no_grad():
-            x = torch.from_numpy(feats[rows]).float().to(device)  # [N, 2K+1, D]
-            prob = torch.cat([torch.softmax(boundary(x[i:i + 1024]), dim=1)[:, 1] for i in range(0, len(x), 1024)])
+        with torch.no_grad():  # 1,024 windows at a time: memory does not grow with the video's length
+            prob = torch.cat([torch.softmax(boundary(torch.from_numpy(feats[rows[i:i + 1024]]).float().to(device)),
+                                            dim=1)[:, 1] for i in range(0, len(rows), 1024)])  # x: [<=1024, 2K+1, D]
         prob = prob.cpu().numpy().astype(np.float64)
         threshold = float(model["threshold"])
         ends = prob >= threshold
