@@ -3,7 +3,7 @@ same shards on local disk, in one run; and the two ways of reading remote shards
 ``data.remote_fetch=ranges`` (a step's keyframes in a few concurrent ranged reads, one per window of shots) and
 ``shards`` (whole shards into a small in-memory cache).
 
-    .venv/bin/python benchmarks/bench_object_storage.py [--steps 30] [--movies 12]
+    .venv/bin/python benchmarks/bench_object_storage.py [--steps 30] [--movies 12] [--shard-sizes 16MB 2MB]
 
 Only the input side is timed (the torch reference loader, decode and augment included, no model), so the
 difference is the storage. moto copies a whole object for every ranged GET, which makes each request cost more
@@ -28,6 +28,7 @@ from s3_server import MotoServer  # noqa: E402  (the tests' server: a real moto 
 
 from bassl.config import load_config  # noqa: E402
 from bassl.loaders import build_pretrain_loader  # noqa: E402
+from bassl.loaders.shards import SHARD_CACHE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,7 +49,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--movies", type=int, default=12)
-    p.add_argument("--shard-size", default="16MB")
+    p.add_argument("--shard-sizes", nargs="+", default=["16MB", "2MB"],
+                   help="one table per size: 16MB shards all fit the 4-shard cache, 2MB ones do not")
     args = p.parse_args()
     base = ["model_preset=tiny", "pretrain.effective_batch=16", "pretrain.num_workers=2", "synth.width=216",
             "synth.height=120", f"synth.train_movies={args.movies}", "synth.val_movies=0", "synth.test_movies=1",
@@ -68,30 +70,38 @@ def main() -> None:
 
             cfg = load_config(base)
             generate(tmp / "movienet", cfg.synth, progress=False)
-            build_shards(cfg, tmp / "movienet", tmp / "shards", shard_bytes=args.shard_size, progress=False)
-            t = time.perf_counter()
-            build_shards(cfg, tmp / "movienet", "s3://bench/shards", shard_bytes=args.shard_size, progress=False,
-                         staging=tmp / "staging")
-            publish_s = time.perf_counter() - t
-            shard_mb = sum(f.stat().st_size for f in (tmp / "shards").glob("*.tar")) / 1e6
-            for name, source, fetch in (("local disk", str(tmp / "shards"), "ranges"),
-                                        ("S3, ranged reads per window", "s3://bench/shards", "ranges"),
-                                        ("S3, whole shards cached", "s3://bench/shards", "shards")):
-                rows[name] = windows_per_s(load_config([*base, f"data.remote_fetch={fetch}"]), source, args.steps)
+            for size in args.shard_sizes:
+                local_dir, remote = tmp / f"shards_{size}", f"s3://bench/shards_{size}"
+                build_shards(cfg, tmp / "movienet", local_dir, shard_bytes=size, progress=False)
+                t = time.perf_counter()
+                build_shards(cfg, tmp / "movienet", remote, shard_bytes=size, progress=False, staging=tmp / f"staging_{size}")
+                tars = list(local_dir.glob("*.tar"))
+                row = {"shards": len(tars), "mb": sum(f.stat().st_size for f in tars) / 1e6,
+                       "publish_s": time.perf_counter() - t, "windows_per_s": {}}
+                for name, source, fetch in (("local disk", str(local_dir), "ranges"),
+                                            ("S3, ranged reads per window", remote, "ranges"),
+                                            ("S3, whole shards cached", remote, "shards")):
+                    row["windows_per_s"][name] = windows_per_s(load_config([*base, f"data.remote_fetch={fetch}"]), source,
+                                                               args.steps)
+                rows[size] = row
+                print(size, row, flush=True)
     finally:
         server.stop()
-    local = rows["local disk"]
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
-              "setup": f"{args.movies + 1} synthetic movies at 216x120, {shard_mb:.0f} MB of shards of {args.shard_size}; "
-                       f"bassl windows (19 images) through the torch loader with 2 workers, batch 16, {args.steps} steps; "
-                       "moto server on localhost", "publish_s": publish_s, "windows_per_s": rows}
+              "setup": f"{args.movies + 1} synthetic movies at 216x120; bassl windows (19 images) through the torch loader "
+                       f"with 2 workers, batch 16, {args.steps} steps; moto server on localhost; whole-shard cache of "
+                       f"{SHARD_CACHE} shards", "by_shard_size": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "object_storage.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Shards in object storage ({result['date']}, {result['machine']})", "", result["setup"] + ".", "",
-             "| shards read from | windows/s | vs local disk |", "|---|---|---|"]
-    lines += [f"| {k} | {v:.1f} | {v / local:.2f}x |" for k, v in rows.items()]
-    lines += ["", f"`bassl shard --out s3://...` (build in staging, then publish) took {publish_s:.1f} s."]
+             "| shard size (shards, MB) | shards read from | windows/s | vs local disk |", "|---|---|---|---|"]
+    for size, row in rows.items():
+        local = row["windows_per_s"]["local disk"]
+        lines += [f"| {size} ({row['shards']}, {row['mb']:.0f} MB) | {k} | {v:.1f} | {v / local:.2f}x |"
+                  for k, v in row["windows_per_s"].items()]
+    lines += ["", "`bassl shard --out s3://...` (build in staging, then publish): "
+              + ", ".join(f"{size} shards {row['publish_s']:.1f} s" for size, row in rows.items()) + "."]
     (RESULTS / "object_storage.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
