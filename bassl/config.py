@@ -101,10 +101,19 @@ class HeadConfig:
 
 
 @dataclass
+class BoundaryConfig:
+    head: Literal["paper", "similarity", "hybrid"]
+    crn_input: Literal["raw", "l2", "centred"]
+    hidden: int
+    dropout: float
+
+
+@dataclass
 class ModelConfig:
     encoder: EncoderConfig
     crn: CRNConfig
     head: HeadConfig
+    boundary: BoundaryConfig
 
 
 @dataclass
@@ -122,7 +131,7 @@ class LossConfig:
 
 @dataclass
 class CompatConfig:
-    """Switches that reproduce the original's bugs where they changed its reported numbers (spec §12)."""
+    """Switches that reproduce the original's bugs where they changed its reported numbers (method.md §12)."""
 
     temporal_same_shot: bool
 
@@ -189,6 +198,7 @@ class EvalConfig:
 class SynthConfig:
     """The built-in synthetic movies (`bassl synth`); sizes are per split, in movies."""
 
+    source: Literal["drawn", "photos"]
     seed: int
     train_movies: int
     val_movies: int
@@ -480,6 +490,9 @@ def validate(cfg: Config, world_size: int | None = None) -> None:
     for key in ("dropout", "attention_dropout"):
         v = getattr(crn, key)
         _require(0.0 <= v < 1.0, f"model.crn.{key}: {v} must be in [0, 1)")
+    b = cfg.model.boundary
+    _require(b.hidden >= 1, f"model.boundary.hidden: {b.hidden} must be >= 1")
+    _require(0.0 <= b.dropout < 1.0, f"model.boundary.dropout: {b.dropout} must be in [0, 1)")
     a = cfg.augment
     _require(0 < a.crop_scale[0] <= a.crop_scale[1] <= 1, f"augment.crop_scale: {a.crop_scale} must satisfy 0 < lo <= hi <= 1")
     _require(0 < a.crop_ratio[0] <= a.crop_ratio[1], f"augment.crop_ratio: {a.crop_ratio} must satisfy 0 < lo <= hi")
@@ -537,7 +550,7 @@ def validate(cfg: Config, world_size: int | None = None) -> None:
 
 
 def validate_world(cfg: Config, world_size: int) -> None:
-    """Checks that depend on how many ranks the job runs on (spec §10: per-rank batch = effective / world)."""
+    """Checks that depend on how many ranks the job runs on (method.md §10: per-rank batch = effective / world)."""
     for section in ("pretrain", "finetune"):
         eff = getattr(cfg, section).effective_batch
         _require(

@@ -1,7 +1,7 @@
 """The five pre-training methods as one table: what a sample holds, whether a CRN is trained, the fine-tuning lr.
 
 Everything else about a method is config data (its loss terms, in ``configs/method/<name>.yaml``); this table
-holds the structural facts the loaders, models, objectives and fine-tuning branch on (spec §3.6, §6.4, §8.4).
+holds the structural facts the loaders, models, objectives and fine-tuning branch on (method.md §3.6, §6.4, §8.4).
 
 ============== ====================== ===== ============== =================================
 method         sample                 CRN   images (K=8)   fine-tuning base lr at batch 256
@@ -29,7 +29,7 @@ class Method:
     # methods (instance, temporal), whose sample is two views and no window.
     sparse: tuple[str, ...]
     crn: bool  # pre-trains a CRN (with MSM/PP/CGM); fine-tuning then starts from it instead of from scratch
-    finetune_base_lr: float  # spec §8.4: Adam lr at batch 256 (x effective/256), the authors' search
+    finetune_base_lr: float  # method.md §8.4: Adam lr at batch 256 (x effective/256), the authors' search
 
     @property
     def is_window(self) -> bool:

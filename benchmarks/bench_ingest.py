@@ -119,6 +119,49 @@ def scene_metrics(doc: dict, plan) -> dict[str, float]:
     return {"ap": ap, "miou": miou, "positives": int(labels[:-1].sum())}
 
 
+SCENE_MODES = (("segment_trained", "a fine-tuned segmenter"), ("segment_frozen", "an encoder alone (frozen features)"))
+
+
+def segment_scenes(args: argparse.Namespace, plans: list, videos: Path, work: Path) -> dict:
+    """Scene AP and mIoU of `bassl segment` on every rendered movie, with --model and with --encoder."""
+    result = {}
+    for key, model in (("segment_trained", args.model), ("segment_frozen", args.encoder)):
+        if model is None:
+            continue
+        scenes = {}
+        for m in plans:
+            out = work / f"{key}_{m.video_id}"
+            timed([str(BIN / "bassl"), "segment", str(videos / f"{m.video_id}.mp4"), "--model", str(model), "--out", str(out)])
+            scenes[m.video_id] = scene_metrics(json.loads((out / "scenes.json").read_text()), m)
+        result[key] = {"model": str(model), "movies": scenes, "mean_ap": float(np.mean([s["ap"] for s in scenes.values()])),
+                       "mean_miou": float(np.mean([s["miou"] for s in scenes.values()]))}
+    return result
+
+
+def scene_lines(result: dict) -> list[str]:
+    lines = []
+    for key, what in SCENE_MODES:
+        if key in result:
+            t = result[key]
+            lines += ["", f"Scenes through `bassl segment` with {what}, {t['model']}: mean AP {t['mean_ap']:.1f}, mean mIoU "
+                          f"{t['mean_miou']:.1f} over {len(t['movies'])} movies."]
+    return lines
+
+
+def write_scenes_only(result: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest_scenes.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Scenes of rendered movies through `bassl segment` ({result['date']}, {result['machine']})", "",
+             result["data"] + ".", "", "| movie | " + " | ".join(f"{k} AP / mIoU" for k, _ in SCENE_MODES if k in result) + " |",
+             "|---|" + "---|" * sum(k in result for k, _ in SCENE_MODES)]
+    movies = next(result[k]["movies"] for k, _ in SCENE_MODES if k in result)
+    for vid in movies:
+        lines.append(f"| {vid} | " + " | ".join(f"{result[k]['movies'][vid]['ap']:.1f} / {result[k]['movies'][vid]['miou']:.1f}"
+                                                 for k, _ in SCENE_MODES if k in result) + " |")
+    (RESULTS / "ingest_scenes.md").write_text("\n".join(lines + scene_lines(result)) + "\n")
+    print("\n".join(lines + scene_lines(result)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--movies", type=int, default=3)
@@ -126,6 +169,8 @@ def main() -> None:
     p.add_argument("--model", type=Path, help="a trained segmenter.pt for the scene metrics")
     p.add_argument("--encoder", type=Path, help="a pre-trained encoder.pt alone: scene metrics from frozen features")
     p.add_argument("--data", type=Path, help="reuse a directory of rendered movies made by an earlier run")
+    p.add_argument("--scenes-only", action="store_true",
+                   help="only the scene metrics of --model and --encoder; writes results/ingest_scenes.{json,md}")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     videos = args.data or work / "videos"
@@ -141,6 +186,12 @@ def main() -> None:
                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
                     "data": f"{len(plans)} synthetic movies rendered to 426x240 H.264 MP4 at 24 fps, {seconds / 60:.1f} min",
                     "video_seconds": seconds}
+
+    if args.scenes_only:
+        result.update(segment_scenes(args, plans, videos, work))
+        write_scenes_only(result)
+        shutil.rmtree(work, ignore_errors=True)
+        return
 
     # ---- ingest speed against PySceneDetect's command ----------------------------------------------------
     speed = {}
@@ -188,16 +239,7 @@ def main() -> None:
                               str(work / f"seg_{video.stem}"), "model_preset=small"])
         seg[name] = {"video_s": length, "wall_s": wall, "x_realtime": length / wall, "peak_rss_mb": rss}
     result["segment_small"] = seg
-    for key, model in (("segment_trained", args.model), ("segment_frozen", args.encoder)):
-        if model is None:
-            continue
-        scenes = {}
-        for m in plans:
-            out = work / f"{key}_{m.video_id}"
-            timed([str(BIN / "bassl"), "segment", str(videos / f"{m.video_id}.mp4"), "--model", str(model), "--out", str(out)])
-            scenes[m.video_id] = scene_metrics(json.loads((out / "scenes.json").read_text()), m)
-        result[key] = {"model": str(model), "movies": scenes, "mean_ap": float(np.mean([s["ap"] for s in scenes.values()])),
-                       "mean_miou": float(np.mean([s["miou"] for s in scenes.values()]))}
+    result.update(segment_scenes(args, plans, videos, work))
 
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -209,11 +251,7 @@ def main() -> None:
     lines += ["", "| segment (small preset) | video | wall | x real time | peak RSS |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['video_s']:.0f} s | {v['wall_s']:.1f} s | {v['x_realtime']:.1f} | {v['peak_rss_mb']} MB |"
               for k, v in seg.items()]
-    for key, what in (("segment_trained", "a fine-tuned segmenter"), ("segment_frozen", "an encoder alone (frozen features)")):
-        if key in result:
-            t = result[key]
-            lines += ["", f"Scenes through `bassl segment` with {what}, {t['model']}: mean AP {t['mean_ap']:.1f}, mean mIoU "
-                          f"{t['mean_miou']:.1f} over {len(t['movies'])} movies."]
+    lines += scene_lines(result)
     (RESULTS / "ingest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)

@@ -246,7 +246,7 @@ def main() -> None:
     print("(c) DALI on shards ...", flush=True)
     dali = build_pretrain_loader(cfg, shards, loader="dali", batch_size=args.batch, device="cpu")
     results["c_dali"] = timed(dali, args.windows)
-    # like for like with (a): the original's bilinear crop and one jitter draw per window (spec §12.2-12.3)
+    # like for like with (a): the original's bilinear crop and one jitter draw per window (method.md §12.2-12.3)
     print("(c') DALI on shards with the original's switches ...", flush=True)
     cfg_orig = load_config([*base, "augment.crop_interpolation=bilinear", "augment.color_jitter_consistent=true"])
     dali = build_pretrain_loader(cfg_orig, shards, loader="dali", batch_size=args.batch, device="cpu")

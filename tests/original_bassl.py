@@ -1,6 +1,6 @@
 """The original BaSSL CRN and pretext heads, rebuilt on HF transformers as kakaobrain/bassl builds them.
 
-Test oracle only: it produces official key names (spec §5.4) and the reference numerics.
+Test oracle only: it produces official key names (method.md §5.4) and the reference numerics.
 """
 
 from __future__ import annotations

@@ -155,6 +155,26 @@ def test_finetune_selects_on_val_and_reports_both_protocols(tmp_path):
         assert (out / name).is_file(), name
     seg = load_segmenter(out / "segmenter.pt")
     assert seg["epoch"] == report["selected_epoch"] and seg["encoder"] is None  # features without an encoder file
+    # The training-free score of the same splits, computed independently, travels with the report and the file.
+    from bassl.eval.frozen_features import adjacent_dissimilarity
+    from bassl.eval.metrics import average_precision
+
+    fm, anno = load_features(fdir), root / "anno" / "anno.val.ndjson"
+    val = [json.loads(r) for r in anno.read_text().splitlines()]
+    scores = np.concatenate([adjacent_dissimilarity(fm.rows(v))[[int(r["shot_id"]) for r in val if r["video_id"] == v]]
+                             for v in dict.fromkeys(r["video_id"] for r in val)])
+    free = average_precision(np.array([abs(r["boundary_label"]) for r in val]), scores)
+    assert report["training_free"]["val"] == pytest.approx(free) and seg["training_free_val_ap"] == pytest.approx(free)
+    assert seg["val_ap"] == report["protocols"]["val_selected"]["val"]["ap"] and seg["boundary_head"] == "similarity"
+    # The thresholded metrics once more at segment's threshold: F1 recomputed here from the predictions file.
+    from sklearn.metrics import f1_score
+
+    from bassl.data.predictions import read_predictions
+
+    _, _, labels, prob = read_predictions(out / "predictions_test.parquet")
+    at = report["test_at_val_threshold"]
+    assert at["ap"] == report["test"]["ap"] and at["auc_roc"] == report["test"]["auc_roc"]
+    assert at["f1"] == pytest.approx(100 * f1_score(labels == 1, prob >= report["threshold"]))
     assert 0 < seg["threshold"] < 1 and seg["threshold"] == report["threshold"]
     from PIL import Image
 
@@ -186,7 +206,8 @@ def test_finetune_on_two_ranks_equals_one_process(tmp_path):
     # batch each must train the same model as one process with all of it. Dropout off: it draws per rank.
     root, fdir = _finetune_layout(tmp_path)
     args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=2",
-            "finetune.base_lr=0.004", "model.crn.dropout=0.0", "model.crn.attention_dropout=0.0"]
+            "finetune.base_lr=0.004", "model.crn.dropout=0.0", "model.crn.attention_dropout=0.0",
+            "model.boundary.dropout=0.0", "model.boundary.head=hybrid"]
     one = finetune(load_config(args), fdir, tmp_path / "one")
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bassl",
                           "finetune", "--features", str(fdir), "--out", str(tmp_path / "two"), *args],
@@ -199,20 +220,43 @@ def test_finetune_on_two_ranks_equals_one_process(tmp_path):
     m1 = load_segmenter(tmp_path / "one" / "segmenter.pt")["boundary"]
     m2 = load_segmenter(tmp_path / "two" / "segmenter.pt")["boundary"]
     for k in m1:
-        torch.testing.assert_close(m1[k], m2[k], rtol=1e-3, atol=1e-4)  # Adam: 2e-5 from summation order
+        # Adam divides by sqrt(v): where a gradient is near zero, the ranks' summation order moves a weight by up
+        # to ~1e-4 here (1.1e-4 measured with the hybrid head; 2e-5 with the paper's alone). The losses above agree.
+        torch.testing.assert_close(m1[k], m2[k], rtol=1e-3, atol=3e-4)
 
 
-def test_finetuning_learns_a_separable_toy_task(tmp_path):
-    """Each scene has its own direction in feature space: a CRN that learns at all finds the boundaries.
-    Fails if fine-tuning stops learning (an untrained model scores near the 12 % of boundaries). The CRN is
-    hungry for data (benchmarks/crn_vs_probe.py), so this toy has 40 labelled movies and 1,000 steps."""
-    root, fdir = _finetune_layout(tmp_path, splits=(40, 5, 5))
-    args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32"]
+@pytest.mark.parametrize("head, splits, epochs, lr", [
+    # The paper's CRN must learn to ignore what each scene's direction is from the vectors themselves: it needs
+    # 40 labelled movies and 1,000 steps here (benchmarks/crn_vs_probe.py).
+    ("paper", (40, 5, 5), 20, 2e-2),
+    # The similarity MLP sees the cosines, where a boundary looks the same in every window: 5 movies, 120 steps.
+    ("similarity", (5, 5, 5), 20, 2e-2),
+])
+def test_finetuning_learns_a_separable_toy_task(tmp_path, head, splits, epochs, lr):
+    """Each scene has its own direction in feature space: a boundary model that learns at all finds the
+    boundaries. Fails if fine-tuning stops learning (an untrained model scores near the 12 % of boundaries)."""
+    root, fdir = _finetune_layout(tmp_path, splits=splits)
+    args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", f"model.boundary.head={head}"]
     untrained = finetune(load_config([*args, "finetune.epochs=1", "finetune.base_lr=1e-12"]), fdir, tmp_path / "none")
-    trained = finetune(load_config([*args, "finetune.epochs=20", "finetune.base_lr=2e-2"]), fdir, tmp_path / "ft")
+    trained = finetune(load_config([*args, f"finetune.epochs={epochs}", f"finetune.base_lr={lr}"]), fdir, tmp_path / "ft")
+    assert trained["boundary_head"] == head
     assert untrained["test"]["ap"] < 25
     assert trained["test"]["ap"] > max(50, 3 * untrained["test"]["ap"])
     assert trained["history"][-1]["train_loss"] < 0.7 * trained["history"][0]["train_loss"]
+
+
+def test_similarity_head_sees_the_window_cosines():
+    from bassl.models.boundary_model import SimilarityHead
+
+    x = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]])  # one window of 4 shots
+    pairs = torch.triu_indices(4, 4, offset=1)
+    r = 2 ** -0.5  # cos 45°
+    expect = [1.0, 0.0, r, 0.0, r, r]  # (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    torch.testing.assert_close(SimilarityHead.similarities(x, pairs), torch.tensor([expect]))
+    head = SimilarityHead(4, hidden=8, dropout=0.0).eval()
+    # Only the cosines reach the MLP: scaling or rotating every shot of a window changes nothing.
+    rot = torch.tensor([[0.6, -0.8], [0.8, 0.6]])
+    torch.testing.assert_close(head(x), head(3.0 * x @ rot))
 
 
 def test_auto_lr_is_chosen_on_val_and_test_never_moves_the_choice(tmp_path):
@@ -256,3 +300,14 @@ def test_similarity_probe_features_and_fit(tmp_path):
     root, fdir = _finetune_layout(tmp_path)
     out = similarity_probe(load_config([f"data.root={root}", "model_preset=tiny"]), load_features(fdir), MovieNetSource(root))
     assert out["test"]["ap"] > 60 and out["val_ap_by_C"][str(out["C"])] == max(out["val_ap_by_C"].values())
+
+
+def test_centred_crn_input_subtracts_the_train_mean_and_travels_with_the_segmenter(tmp_path):
+    root, fdir = _finetune_layout(tmp_path)
+    finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=1",
+                          "model.boundary.head=paper", "model.boundary.crn_input=centred"]), fdir, tmp_path / "ft")
+    fm = load_features(fdir)
+    train = [json.loads(r)["video_id"] for r in (root / "anno" / "anno.train.ndjson").read_text().splitlines()]
+    mean = np.concatenate([fm.rows(v) for v in dict.fromkeys(train)]).mean(0)  # every train shot once
+    saved = load_segmenter(tmp_path / "ft" / "segmenter.pt")["boundary"]["input_mean"]
+    np.testing.assert_allclose(saved.numpy(), mean, rtol=1e-5, atol=1e-6)

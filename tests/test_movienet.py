@@ -32,7 +32,7 @@ def test_reads_annotations_and_frames(layout):
     ann = src.split("test")["tt0000001"]
     np.testing.assert_array_equal(ann.shot_ids, np.arange(20))
     assert ann.labels[-1] == -1 and ann.global_video_id == 0
-    # spec §3.5: -1 is a boundary by default (abs), or masked out with "ignore"
+    # method.md §3.5: -1 is a boundary by default (abs), or masked out with "ignore"
     assert ann.boundary_labels()[-1] == 1 and ann.boundary_labels().sum() == 5
     assert ann.boundary_labels("ignore")[-1] == -100
     np.testing.assert_array_equal(ann.scene_ids[:4], [0, 0, 0, 1])

@@ -51,7 +51,7 @@ def test_param_groups_by_literal_substring():
     no_decay_names = {names[id(p)] for p in no_decay["params"]}
     decay_names = {names[id(p)] for p in decay["params"]}
     assert "encoder.bn1.weight" in no_decay_names and "head_msm.bias" in no_decay_names
-    # the original's literal match keeps these in the LARS + wd group (spec §12.15)
+    # the original's literal match keeps these in the LARS + wd group (method.md §12.15)
     assert {"encoder.layer2.0.downsample.1.weight", "crn.embed.norm.weight", "crn.embed.mask_token.weight"} <= decay_names
     assert decay["weight_decay"] == 1e-6 and no_decay["weight_decay"] == 0.0
     assert len(decay_names) + len(no_decay_names) == len(list(model.parameters()))

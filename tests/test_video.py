@@ -130,7 +130,13 @@ def models(tmp_path_factory) -> dict[str, Path]:
     boundary = build_boundary_model(cfg, pre.feature_dim)
     export_segmenter(out / "segmenter.pt", boundary, to_dict(cfg), 0.5,
                      {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
-    return {"segmenter": out / "segmenter.pt", "encoder": out / "encoder.pt"}
+    # A segmenter written before model.boundary existed: the paper's CRN head, and no such key in its config.
+    paper = load_config(["model_preset=tiny", "model.boundary.head=paper"])
+    legacy = to_dict(paper)
+    del legacy["model"]["boundary"]
+    export_segmenter(out / "legacy.pt", build_boundary_model(paper, pre.feature_dim), legacy, 0.5,
+                     {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
+    return {"segmenter": out / "segmenter.pt", "encoder": out / "encoder.pt", "legacy": out / "legacy.pt"}
 
 
 EDL_EVENT = re.compile(r"^(\d{3})  AX       V     C        (\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d) "
@@ -177,6 +183,26 @@ def test_segment_writes_every_file_and_they_parse(movies, models, tmp_path):
     for clip, s in zip(sorted((out / "clips").glob("scene_*.mp4")), scenes, strict=True):
         with av.open(str(clip)) as c:
             assert sum(1 for _ in c.decode(video=0)) == s["end_frame"] - s["start_frame"] + 1, clip.name
+
+
+def test_segment_names_its_scorer_and_reads_segmenters_from_before_boundary_heads(movies, models, tmp_path, capsys):
+    videos, plans = movies
+    video = str(videos / f"{plans[1].video_id}.mp4")
+    assert main(["segment", video, "--model", str(models["segmenter"]), "--out", str(tmp_path / "s")]) == 0
+    assert "scorer: fine-tuned boundary model, head similarity" in capsys.readouterr().out
+    assert json.loads((tmp_path / "s" / "scenes.json").read_text())["boundary_head"] == "similarity"
+    assert main(["segment", video, "--model", str(models["legacy"]), "--out", str(tmp_path / "l")]) == 0
+    assert "head paper" in capsys.readouterr().out
+    assert json.loads((tmp_path / "l" / "scenes.json").read_text())["boundary_head"] == "paper"
+
+
+def test_segment_warns_when_the_training_free_score_was_better_on_val():
+    from bassl.video.segment import scorer_line
+
+    mode = {"mode": "fine-tuned", "boundary_head": "paper", "val_ap": 30.0, "training_free_val_ap": 40.0}
+    assert "warning: the training-free score was better on val" in scorer_line(mode)
+    assert "warning" not in scorer_line({**mode, "val_ap": 50.0})
+    assert scorer_line({"mode": "frozen features"}).startswith("adjacent-shot dissimilarity")
 
 
 def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, tmp_path):

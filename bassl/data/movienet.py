@@ -1,4 +1,4 @@
-"""The MovieNet-SSeg layout (spec §3): its names, its one reader (:class:`MovieNetSource`, a download unchanged)
+"""The MovieNet-SSeg layout (method.md §3): its names, its one reader (:class:`MovieNetSource`, a download unchanged)
 and its one writer (:class:`LayoutWriter`, used by the synthetic movies and by video ingest).
 
 Layout under any root (nothing depends on the working directory)::
@@ -8,7 +8,7 @@ Layout under any root (nothing depends on the working directory)::
     anno/vid2idx.json                             video id -> int
     scene318/shot_movie318/<vid>.txt              "start_frame end_frame ..." per shot (line = shot index)
 
-The annotation field ``num_shot`` is ambiguous in the original (count, or last index: spec §3.2); we never
+The annotation field ``num_shot`` is ambiguous in the original (count, or last index: method.md §3.2); we never
 trust it for indexing. The number of shots of a movie is what is on disk, and the convention the file
 uses is reported by :meth:`MovieNetSource.num_shot_convention`.
 """
@@ -59,7 +59,7 @@ class MovieAnnotation:
     global_video_id: int | None = None
 
     def boundary_labels(self, negative_label: str = "positive") -> np.ndarray:
-        """Targets in {0, 1}: -1 counts as a boundary (spec §3.5) or, with "ignore", is masked to -100."""
+        """Targets in {0, 1}: -1 counts as a boundary (method.md §3.5) or, with "ignore", is masked to -100."""
         if self.labels is None:
             raise DataError(f"movie {self.video_id}: this split has no boundary_label field")
         if negative_label == "positive":

@@ -19,15 +19,17 @@ from bassl.eval.report import write_report
 
 
 def evaluate_predictions(cfg: Config, source: MovieNetSource, video_ids: Sequence[str], shot_ids: np.ndarray,
-                         labels: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-    """Every metric of spec §9 over the shots whose label is not ignored; shot timing from the dataset."""
+                         labels: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Every metric of method.md §9 over the shots whose label is not ignored (thresholded ones at ``threshold``);
+    shot timing from the dataset."""
     keep = np.asarray(labels) >= 0
     vids = np.asarray(video_ids)[keep]
     movies = list(dict.fromkeys(vids.tolist()))
     timing = {v: source.shot_timing(v) for v in movies}
     fps = {v: source.fps(v, cfg.data.fps) for v in movies}
     return scene_metrics(vids, np.asarray(shot_ids)[keep], np.asarray(prob)[keep], np.asarray(labels)[keep], timing,
-                         window_shots=cfg.eval.recall_window_shots, seconds=cfg.eval.recall_seconds, fps=fps)
+                         window_shots=cfg.eval.recall_window_shots, seconds=cfg.eval.recall_seconds, fps=fps,
+                         threshold=threshold)
 
 
 def evaluate_file(cfg: Config, predictions: Path, out_dir: Path) -> dict[str, Any]:

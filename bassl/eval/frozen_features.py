@@ -3,7 +3,7 @@
 Fine-tuning numbers mix feature quality with the fine-tuning recipe (learning rate, epochs, data size). Two
 training-free scores isolate the features: how different the two shots after a cut are from the two before
 it (a boundary detector any good feature supports), and scene-retrieval kNN precision within a movie (the
-pre-training monitor, spec §6.8). The demo and ``benchmarks/compare_methods.py`` report both on test.
+pre-training monitor, method.md §6.8). The demo and ``benchmarks/compare_methods.py`` report both on test.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fine-tuning input: the anchors a split scores and their 17-shot windows, gathered from one feature matrix.
 
 The Parquet features (:mod:`bassl.data.features`) are read once into one matrix; a window is
-``offsets[movie] + clip(c-K .. c+K)`` (clip and repeat at movie edges, anchor centred: spec §3.6), so a batch
+``offsets[movie] + clip(c-K .. c+K)`` (clip and repeat at movie edges, anchor centred: method.md §3.6), so a batch
 is one indexing op, with no per-shot files as in the original's one ``.npy`` per shot.
 """
 
@@ -52,7 +52,7 @@ def split_anchors(fm: FeatureMatrix, source: MovieNetSource, split: str, negativ
 
 
 def window_rows(fm: FeatureMatrix, movie: np.ndarray, shot: np.ndarray, k: int) -> np.ndarray:
-    """``[N, 2K+1]`` rows of the feature matrix: each movie's clip-and-repeat window (spec §3.6, fine-tuning)."""
+    """``[N, 2K+1]`` rows of the feature matrix: each movie's clip-and-repeat window (method.md §3.6, fine-tuning)."""
     return fm.offsets[movie][:, None] + neighbor_window(shot, fm.counts[movie], k)
 
 

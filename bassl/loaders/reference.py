@@ -65,7 +65,7 @@ def train_image(jpeg, crop, flip, jitter, jitter_order, sigma, *, size: int, int
 
 
 def eval_image(jpeg, *, resize: int, size: int, mean, std) -> torch.Tensor:
-    """The eval transform (spec §4.2): shorter side → ``resize`` (bicubic), centre crop ``size``, normalise."""
+    """The eval transform (method.md §4.2): shorter side → ``resize`` (bicubic), centre crop ``size``, normalise."""
     img = decode(jpeg)
     nw, nh, top, left = eval_resize_box(img.shape[2], img.shape[1], resize, size)
     img = F.resize(img, [nh, nw], interpolation=F.InterpolationMode.BICUBIC, antialias=True)

@@ -142,7 +142,7 @@ class SamplePlan:
 
 
 def msm_mask(rng: np.random.Generator, n: int, prob: float) -> np.ndarray:
-    """``[n]`` bool, spec §6.6.4: each position masked with ``prob`` (no BERT 80/10/10); none masked → one,
+    """``[n]`` bool, method.md §6.6.4: each position masked with ``prob`` (no BERT 80/10/10); none masked → one,
     uniformly, so the MSM loss is never empty (~2.6 of 17 masked on average)."""
     mask = rng.random(n) < prob
     if not mask.any():
@@ -155,13 +155,13 @@ def plan_sample(spec: PlanSpec, movie_start: int, num_shots: int, anchor_row: in
     c = anchor_row - movie_start
     k = spec.k
     mask = None
-    # Which shots, which keyframes (spec §3.6, §3.7), and which images share one augmentation draw (§4.3).
+    # Which shots, which keyframes (method.md §3.6, §3.7), and which images share one augmentation draw (§4.3).
     info = method_info(spec.method)
     if not info.is_window:
         kf0 = rng.integers(spec.keyframes)
         if spec.method == "instance":
             shots, kfs = np.array([c, c]), np.array([kf0, kf0])
-        elif spec.temporal_same_shot:  # spec §12.1: the original re-draws a keyframe of the same shot
+        elif spec.temporal_same_shot:  # method.md §12.1: the original re-draws a keyframe of the same shot
             shots, kfs = np.array([c, c]), np.array([kf0, rng.integers(spec.keyframes)])
         else:
             nb = temporal_neighbor(c, num_shots, k, rng.random())

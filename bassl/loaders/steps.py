@@ -49,7 +49,7 @@ def resolve_images(spec: PlanSpec, table: ShotTable, samples: list[SamplePlan]) 
     for s in samples:
         frames = [table.jpeg(int(r), int(k)) for r, k in zip(s.rows, s.keyframes, strict=True)]
         jpegs += frames
-        # One box per group, from the size of the group's first image (spec §4.3), applied to every image.
+        # One box per group, from the size of the group's first image (method.md §4.3), applied to every image.
         box_of_group = {}
         for i, g in enumerate(s.group):
             if g not in box_of_group:

@@ -1,7 +1,7 @@
-"""Window index arithmetic (spec §3.6): which shots a sample holds. Pure numpy, vectorised over anchors.
+"""Window index arithmetic (method.md §3.6): which shots a sample holds. Pure numpy, vectorised over anchors.
 
 Shot indices are 0-based positions in a movie of ``num_shots`` shots; the last valid index is always
-``num_shots - 1`` (spec §3.2: we never trust the annotation's ``num_shot`` for indexing).
+``num_shots - 1`` (method.md §3.2: we never trust the annotation's ``num_shot`` for indexing).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def neighbor_window(anchor, num_shots, k: int) -> np.ndarray:
 
 
 def temporal_neighbor(anchor: int, num_shots: int, k: int, u: float) -> int:
-    """The intended temporal positive (spec §3.6, ``TemporalShotSampler``): uniform over the distinct shots of
+    """The intended temporal positive (method.md §3.6, ``TemporalShotSampler``): uniform over the distinct shots of
     ``c-K .. c+K`` clipped to the movie, except ``c`` itself; ``u`` in [0, 1) is the planned draw. A one-shot
     movie has no other shot and gives ``c``."""
     lo, hi = max(0, anchor - k), min(num_shots - 1, anchor + k)

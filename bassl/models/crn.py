@@ -1,4 +1,4 @@
-"""Contextual relation network f_CRN: shot embedding + post-LN BERT layers over a window (spec §5.2).
+"""Contextual relation network f_CRN: shot embedding + post-LN BERT layers over a window (method.md §5.2).
 
 Plain ``torch.nn``, computing what HF ``BertEncoder`` computes (transformers is a test oracle only).
 Everything keeps PyTorch's default init, as the original never applied BERT's N(0, 0.02) init.

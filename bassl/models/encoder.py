@@ -1,4 +1,4 @@
-"""Shot encoder f_ENC: a torchvision ResNet without its classifier (spec §5.1).
+"""Shot encoder f_ENC: a torchvision ResNet without its classifier (method.md §5.1).
 
 The class reuses torchvision's ``ResNet`` blocks, ``_make_layer`` and forward, so parameter names stay
 torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layerN.0.downsample.{0,1}``) and official BaSSL

@@ -1,4 +1,4 @@
-"""Pre-training and boundary heads (spec §5.3). They live with the model; objectives hold no parameters."""
+"""Pre-training and boundary heads (method.md §5.3). They live with the model; objectives hold no parameters."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class ProjectionHead(nn.Module):
 class MaskedShotHead(nn.Module):
     """HF ``BertOnlyMLMHead`` with vocab = encoder dim: dense + GELU + LN, then a decoder with its own bias.
 
-    Regresses the 2048-d encoder feature of a masked shot from its CRN state (MSM, spec §6.6.4).
+    Regresses the 2048-d encoder feature of a masked shot from its CRN state (MSM, method.md §6.6.4).
     """
 
     def __init__(self, hidden_size: int, output_dim: int, layer_norm_eps: float = 1e-12) -> None:

@@ -1,4 +1,4 @@
-"""``bassl synth``: synthetic movies written in exactly the MovieNet-SSeg layout (spec §3), our built-in benchmark.
+"""``bassl synth``: synthetic movies written in exactly the MovieNet-SSeg layout (method.md §3), our built-in benchmark.
 
 A movie is a sequence of scenes (:mod:`bassl.synth.plan`) shot in procedurally painted sets with a recurring
 cast (:mod:`bassl.synth.art`, :mod:`bassl.synth.camera`), with the cases that make real scene segmentation hard:
@@ -30,6 +30,7 @@ from bassl.data.atomic import write_atomic
 from bassl.data.movienet import ANNO_DIR, FRAMES_DIR, SHOT_TIMING_DIR, LayoutWriter, annotation_row, keyframe_name
 from bassl.errors import DataError
 from bassl.synth.camera import MovieShoot
+from bassl.synth.photos import PhotoShoot, photo_paths
 from bassl.synth.plan import SPLITS, DatasetPlan, MoviePlan, plan_dataset
 
 MARKER = ".bassl-synth"  # marks a directory as ours, so stale synthetic movies in it may be removed
@@ -83,6 +84,8 @@ def generate(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> SynthSum
     """Write the synthetic dataset under ``out_dir`` (MovieNet-SSeg layout) and return its counts."""
     start = time.perf_counter()
     root = Path(out_dir).expanduser().resolve()
+    if cfg.source == "photos":
+        photo_paths()  # fails here, naming the package to install, rather than in every worker
     plan = plan_dataset(cfg)
     _prepare(root, plan)
     layout = LayoutWriter(root)
@@ -162,7 +165,8 @@ def render_movie(plan: MoviePlan, cfg: SynthConfig, layout: LayoutWriter, tick: 
     directory.mkdir(parents=True, exist_ok=True)
     stale = {e.name for e in os.scandir(directory)}
     total, pending = 0, 0
-    for shot, k, jpeg in MovieShoot(plan, cfg).keyframes():
+    shoot = PhotoShoot(plan, cfg) if cfg.source == "photos" else MovieShoot(plan, cfg)
+    for shot, k, jpeg in shoot.keyframes():
         layout.write_keyframe(plan.video_id, shot, k, jpeg)
         stale.discard(keyframe_name(shot, k))
         total += len(jpeg)

@@ -15,10 +15,10 @@ import numpy as np
 
 from bassl.config import SynthConfig
 
-FPS = 24  # shot timing files are in frames at 24 fps, as MovieNet's (spec §3.3)
+FPS = 24  # shot timing files are in frames at 24 fps, as MovieNet's (method.md §3.3)
 SPLITS = ("pretrain_only", "train", "val", "test")
 LABELLED = ("train", "val", "test")
-MIN_MOVIE_SHOTS = 17  # one 17-shot window (spec §3.6); shorter movies fail validation, so redraw them
+MIN_MOVIE_SHOTS = 17  # one 17-shot window (method.md §3.6); shorter movies fail validation, so redraw them
 SCENE_SIGMA = 0.75  # lognormal spread of scene lengths (in shots): right-skewed, as MovieNet's
 SHOT_SIGMA = 0.6  # lognormal spread of shot durations
 TEMPO_SIGMA = 0.3  # per-scene pace: some scenes cut faster than others

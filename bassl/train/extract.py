@@ -1,4 +1,4 @@
-"""``bassl extract``: shot features of a frozen encoder, to Parquet (spec §7).
+"""``bassl extract``: shot features of a frozen encoder, to Parquet (method.md §7).
 
 Every shot of ``extract.split`` goes through the evaluation transform with all its keyframes; the encoder's
 outputs are averaged over the keyframes (no head, no normalisation) and written one row per shot. Work is

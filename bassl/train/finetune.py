@@ -1,4 +1,4 @@
-"""``bassl finetune``: scene-boundary detection on frozen shot features (spec §8).
+"""``bassl finetune``: scene-boundary detection on frozen shot features (method.md §8).
 
 A run reads: config and distributed facts, data (one feature matrix, windows by index arithmetic:
 :mod:`bassl.loaders.finetune`), model (the CRN from pre-training for bassl/bassl_shotcol, from scratch for the
@@ -26,6 +26,7 @@ from bassl.data.features import FeatureMatrix, load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
 from bassl.eval.evaluate import evaluate_predictions
+from bassl.eval.frozen_features import feature_only_metrics
 from bassl.eval.metrics import best_f1_threshold
 from bassl.eval.report import write_report
 from bassl.loaders.finetune import Anchors, batches, split_anchors, window_rows
@@ -45,7 +46,7 @@ SEGMENTER = "segmenter.pt"
 
 def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float = 1e-5,
                            global_batch: bool = False) -> torch.Tensor:
-    """½ mean CE over positives + ½ mean CE over negatives of the batch (spec §8.3); label -100 is ignored.
+    """½ mean CE over positives + ½ mean CE over negatives of the batch (method.md §8.3); label -100 is ignored.
 
     ``global_batch`` (with torch.distributed up): the means run over the whole batch of all ranks, as the
     original's single GPU saw it. The counts are all-reduced and this rank's share is scaled by the world
@@ -220,15 +221,19 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
     total = steps_per_epoch * f.epochs
     torch.manual_seed(cfg.seed)
     model = build_boundary_model(cfg, data.features.shape[1])
+    crn_state = crn_state if model.has_crn else None
     if crn_state is not None:
         model.crn.load_state_dict(crn_state, strict=True)
+    if hasattr(model, "input_mean"):  # crn_input=centred: the mean feature of the train split's shots
+        model.input_mean.copy_(data.features[data.train_rows[:, data.train_rows.shape[1] // 2]].float().mean(0))
     lr = scaled_lr(base_lr, f.effective_batch, f.reference_batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=f.weight_decay)
     engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                    config=deepspeed_config(f, dist.world_size))
     if dist.is_main:
-        print(f"[finetune] features {data.fm.features.shape} from a {method or 'unknown'} encoder; CRN "
-              f"{'from pre-training' if crn_state is not None else 'from scratch'}; {len(data.train)} train windows, "
+        crn = ("no CRN" if not model.has_crn else "CRN from pre-training" if crn_state is not None else "CRN from scratch")
+        print(f"[finetune] features {data.fm.features.shape} from a {method or 'unknown'} encoder; boundary head "
+              f"{cfg.model.boundary.head} ({crn}); {len(data.train)} train windows, "
               f"{steps_per_epoch} steps/epoch x {f.epochs} epochs, lr {lr:g} (base {base_lr:g} at {f.reference_batch})")
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
@@ -273,7 +278,8 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
                         f"{f.effective_batch}; lower finetune.effective_batch")
     method, export = pretrained_export(data.fm, weights)
-    crn_state = export["crn"] if export is not None and "crn" in export and f.crn_init == "pretrained" else None
+    uses_crn = cfg.model.boundary.head != "similarity"
+    crn_state = export["crn"] if uses_crn and export is not None and "crn" in export and f.crn_init == "pretrained" else None
     if dist.is_main:
         save_config(cfg, out_dir)
 
@@ -306,21 +312,33 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         if val_probs is None:
             val_probs = predict(model, data.features, data.rows["val"], dist.device)
         threshold = best_f1_threshold(data.anchors["val"].label, val_probs)
+    a = data.anchors["test"]
+    test_at_threshold = evaluate_predictions(cfg, data.source, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label,
+                                             best["probs"]["test"], threshold)
+    # The score that needs no training, on the same splits: segment and the demo say when it would have done better.
+    training_free = {s: feature_only_metrics(cfg, data.fm.rows, s)["adjacent_ap"] for s in data.eval_splits}
+    val_ap = best["record"].get("val", {}).get("ap")
     encoder = {"config": export["config"], "state": export["encoder"]} if export is not None else None
     export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
                      {"method": method, "epoch": chosen.selected_epoch, "base_lr": chosen.base_lr,
-                      "feature_dim": int(data.features.shape[1])})
+                      "feature_dim": int(data.features.shape[1]), "boundary_head": cfg.model.boundary.head,
+                      "val_ap": val_ap, "training_free_val_ap": training_free.get("val")})
     last = chosen.history[-1]
     report = {
         "method": method,
         "features": str(feature_dir),
-        "crn_init": "pretrained" if crn_state is not None else "scratch",
+        "boundary_head": cfg.model.boundary.head,
+        "crn_init": "none" if not uses_crn else "pretrained" if crn_state is not None else "scratch",
+        "training_free": training_free,
         "select_on": select_on,
         "selected_epoch": chosen.selected_epoch,
         "lr": {"mode": "auto" if f.base_lr == "auto" else "fixed", "base_lr": chosen.base_lr, "lr": chosen.lr,
                "candidates": [c.summary() for c in candidates]},
         "threshold": threshold,
         "test": best["record"]["test"],
+        # The same predictions thresholded where segment thresholds them (best F1 on val), not at the protocol's 0.5:
+        # the 50/50 loss calibrates probabilities to a balanced prior, so 0.5 over-predicts boundaries.
+        "test_at_val_threshold": test_at_threshold,
         "protocols": {
             "val_selected": {"epoch": chosen.selected_epoch, "test": best["record"]["test"],
                              "val": best["record"].get("val")} if "val" in data.eval_splits else None,
@@ -330,10 +348,13 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         "segmenter": SEGMENTER if encoder is not None else None,
         "config": to_dict(cfg),
     }
-    a = data.anchors["test"]
     write_report(out_dir, report, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label, best["probs"]["test"])
     print(f"[finetune] selected epoch {report['selected_epoch']} ({select_on}); test "
           + ", ".join(f"{k} {v:.2f}" for k, v in report["test"].items()) + f"; report in {out_dir / 'report.json'}")
+    if val_ap is not None and training_free.get("val", -1.0) > val_ap:
+        print(f"[finetune] warning: on val the training-free adjacent-shot score (AP {training_free['val']:.2f}) beats "
+              f"this model (AP {val_ap:.2f}); `bassl segment --model ENCODER.pt` uses it. Try model.boundary.head="
+              "similarity, finetune.base_lr=auto, or more labelled movies")
     if encoder is None:
         print(f"[finetune] note: the encoder of these features ({data.fm.metadata.get('checkpoint')}) is not there; "
               f"{out_dir / SEGMENTER} scores shot features only (pass --weights ENCODER.pt to make it segment videos)")

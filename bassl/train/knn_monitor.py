@@ -1,4 +1,4 @@
-"""Scene-retrieval precision@k of the encoder on the test split after each pre-training epoch (spec §6.8).
+"""Scene-retrieval precision@k of the encoder on the test split after each pre-training epoch (method.md §6.8).
 
 A monitor only: it changes nothing in the run. Every rank encodes its share of the shots; rank 0 scores.
 """

@@ -1,4 +1,4 @@
-"""LARS as lightning-bolts 0.3.4 implements it (spec §6.7, §12.15), and the original's parameter groups.
+"""LARS as lightning-bolts 0.3.4 implements it (method.md §6.7, §12.15), and the original's parameter groups.
 
 Per parameter with weight decay ``wd != 0`` and non-zero ``||p||`` and ``||g||``:
 ``d = trust * ||p|| / (||g|| + wd ||p|| + eps) * (g + wd p)``; otherwise ``d = g`` (no decay, no scaling).

@@ -1,4 +1,4 @@
-"""InfoNCE with negatives from the whole global batch (spec §6.3).
+"""InfoNCE with negatives from the whole global batch (method.md §6.3).
 
 Embeddings are all-gathered across ranks *with* gradient: the backward all-reduces (sums) the gathered
 gradient and returns this rank's slice, so each rank's embeddings receive the gradient of every rank's

@@ -1,4 +1,4 @@
-"""Pre-training objectives of the five methods (spec §6.4-§6.6): SimCLR, ShotCoL, SSM, CGM, PP, MSM.
+"""Pre-training objectives of the five methods (method.md §6.4-§6.6): SimCLR, ShotCoL, SSM, CGM, PP, MSM.
 
 The heads live in :class:`~bassl.models.PretrainModel`; this module holds only the loss arithmetic and
 the sampling. Every random draw comes from an explicit ``torch.Generator`` (CPU by default) so a run is

@@ -1,4 +1,4 @@
-"""Pseudo-boundaries: the original's per-sample tslearn DTW, computed exactly for a whole batch (spec §6.5).
+"""Pseudo-boundaries: the original's per-sample tslearn DTW, computed exactly for a whole batch (method.md §6.5).
 
 The original aligns the two edge-shot embeddings ``s [2, E]`` with the dense window ``d [S, E]`` by DTW on
 the cost ``C = 1 - s d^T`` (float32) with ``tslearn.metrics.dtw_path_from_metric(C, "precomputed")``, one

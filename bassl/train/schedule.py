@@ -1,4 +1,4 @@
-"""Learning-rate schedule as a function of the global step (spec §6.7), and linear lr scaling."""
+"""Learning-rate schedule as a function of the global step (method.md §6.7), and linear lr scaling."""
 
 from __future__ import annotations
 

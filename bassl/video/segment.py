@@ -72,6 +72,20 @@ def frozen_boundaries(scores: np.ndarray, scene_shots: float, radius: int = 2) -
     return out
 
 
+def scorer_line(mode: dict[str, Any]) -> str:
+    """What scored the shots, and whether the training-free score did better on val when the model was trained."""
+    if mode["mode"] != "fine-tuned":
+        return "adjacent-shot dissimilarity of the frozen features (no training)"
+    line = f"fine-tuned boundary model, head {mode['boundary_head']}"
+    val, free = mode.get("val_ap"), mode.get("training_free_val_ap")
+    if val is not None and free is not None:
+        line += f" (val AP {val:.1f}; the training-free adjacent score: {free:.1f})"
+        if free > val:
+            line += ("; warning: the training-free score was better on val; `--model ENCODER.pt` uses it, or "
+                     "fine-tune again (model.boundary.head=similarity, finetune.base_lr=auto)")
+    return line
+
+
 def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str | Path, split: bool = False,
             progress: bool = True) -> dict[str, Any]:
     """Segment ``video`` into scenes with the model at ``model_path``; everything goes into ``out_dir``."""
@@ -108,7 +122,10 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
 
     # ---- boundary probabilities -----------------------------------------------------------------------
     if model["format"] == SEGMENTER_FORMAT:
-        ft_cfg = config_from_dict(model["config"], source=str(model_path))
+        saved = model["config"]
+        if "boundary" not in saved.get("model", {}):  # a segmenter from before model.boundary: the paper's head
+            saved = {**saved, "model": {**saved.get("model", {}), "boundary": {"head": "paper"}}}
+        ft_cfg = config_from_dict(saved, source=str(model_path))
         boundary = build_boundary_model(ft_cfg, feats.shape[1])
         boundary.load_state_dict(model["boundary"], strict=True)
         boundary.to(device).eval()
@@ -119,7 +136,8 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         prob = prob.cpu().numpy().astype(np.float64)
         threshold = float(model["threshold"])
         ends = prob >= threshold
-        mode = {"mode": "fine-tuned", "threshold": threshold}
+        mode = {"mode": "fine-tuned", "boundary_head": ft_cfg.model.boundary.head, "threshold": threshold,
+                "val_ap": model.get("val_ap"), "training_free_val_ap": model.get("training_free_val_ap")}
     else:
         prob = adjacent_dissimilarity(feats)
         ends = frozen_boundaries(prob, cfg.video.scene_shots)
@@ -147,6 +165,7 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
     if progress:
         print(f"[segment] {video.name}: {len(doc['shots'])} shots, {len(doc['scenes'])} scenes "
               f"({mode['mode']}) in {end - start:.1f} s ({doc['timing']['realtime_factor']:.1f}x real time)")
+        print(f"[segment] scorer: {scorer_line(mode)}")
         for name, path in files.items():
             print(f"[segment] {name}: {path}")
     return doc
