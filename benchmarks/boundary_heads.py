@@ -88,7 +88,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demos", type=Path, nargs="+", required=True)
-    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--all-variants-on-first", action="store_true",
+                   help="run every variant on the first demo and only --variants on the others")
     p.add_argument("--name", default="boundary_heads")
     p.add_argument("--resnet50-images", type=int, default=256,
                    help="keyframes of the first demo's movies through a random-init ResNet-50 (0: skip)")
@@ -114,7 +116,8 @@ def main() -> None:
         ref = json.loads(ref_path.read_text())
         labels = np.concatenate([a.boundary_labels(cfg.data.negative_label) for a in source.split("test").values()])
         ref["chance"] = 100.0 * float(np.mean(labels[labels >= 0] == 1))
-        for name in args.variants:
+        first = demo == args.demos[0].resolve()
+        for name in VARIANTS if first and args.all_variants_on_first else args.variants:
             run = demo / "boundary_heads" / name.split(" (")[0].replace(",", "").replace(" ", "_")
             if not (run / "report.json").is_file():
                 finetune(load_config([*base, *VARIANTS[name]]), demo / "features", run, demo / "pretrain" / "encoder.pt")
