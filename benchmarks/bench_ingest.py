@@ -116,7 +116,8 @@ def scene_metrics(doc: dict, plan) -> dict[str, float]:
     labels[-1], pred[-1] = 1, 1
     miou = movie_miou(["m"] * len(shots), np.arange(len(shots)), pred, labels, timing)
     ap = average_precision(labels[:-1], probs[:-1])
-    return {"ap": ap, "miou": miou, "positives": int(labels[:-1].sum())}
+    return {"ap": ap, "miou": miou, "positives": int(labels[:-1].sum()), "scenes_found": len(doc["scenes"]),
+            "scenes_true": len(plan.scenes)}
 
 
 SCENE_MODES = (("segment_trained", "a fine-tuned segmenter"), ("segment_frozen", "an encoder alone (frozen features)"))
