@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bassl.config import Config
 
-# Sized to finish in about 5 minutes on 2 CPU cores; every key is an ordinary config key. Why each differs from
+# Sized to finish in about 4 minutes on 2 quiet CPU cores; every key is an ordinary config key. Why each differs from
 # the paper's MovieNet values: README, "A short run".
 DEMO_OVERRIDES = [
     "method=bassl",
