@@ -30,12 +30,14 @@ def adjacent_dissimilarity(features: np.ndarray) -> np.ndarray:
     return 1.0 - (left * right).sum(axis=1) / norms
 
 
-def feature_only_metrics(cfg: Config, movie_features: Callable[[str], np.ndarray], split: str = "test") -> dict[str, float]:
+def feature_only_metrics(cfg: Config, movie_features: Callable[[str], np.ndarray], split: str = "test",
+                         knn: bool = True, source: MovieNetSource | None = None) -> dict[str, float]:
     """``{"adjacent_ap": AP of adjacent_dissimilarity, "knn1": kNN precision@1}`` on ``split`` (×100).
 
     ``movie_features(video_id)`` gives a movie's ``[n, D]`` shot features in shot order (e.g.
-    ``load_features(dir).rows``)."""
-    source = MovieNetSource.from_config(cfg.data)
+    ``load_features(dir).rows``); ``source`` is the dataset when the caller has it open already; ``knn=False``
+    leaves out the kNN precision."""
+    source = source or MovieNetSource.from_config(cfg.data)
     gts, scores, feats, vids, scenes = [], [], [], [], []
     for vid, ann in source.split(split).items():
         labels = ann.boundary_labels(cfg.data.negative_label)
@@ -43,7 +45,7 @@ def feature_only_metrics(cfg: Config, movie_features: Callable[[str], np.ndarray
         x = movie_features(vid)  # [n, D]
         gts.append(labels[keep])
         scores.append(adjacent_dissimilarity(x)[ann.shot_ids[keep]])
-        if ann.scene_ids is not None:
+        if knn and ann.scene_ids is not None:
             feats.append(x[ann.shot_ids])
             vids += [vid] * len(ann.shot_ids)
             scenes.append(ann.scene_ids)

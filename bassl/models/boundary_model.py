@@ -17,6 +17,7 @@ that post-ReLU pooled features all share.
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from bassl.config import BoundaryConfig, Config, CRNConfig
 from bassl.models.crn import ContextualRelationNetwork
 from bassl.models.heads import boundary_head
 
-BOUNDARY_HEADS = ("paper", "similarity", "hybrid")
+BOUNDARY_HEADS = typing.get_args(typing.get_type_hints(BoundaryConfig)["head"])  # the config's choices, one list
 
 
 class SimilarityHead(nn.Module):

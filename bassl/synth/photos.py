@@ -4,10 +4,10 @@ The plan (:mod:`bassl.synth.plan`: scenes, their locations, shot timing) is the 
 location becomes its own photograph, found inside installed packages (scikit-image's sample data, scikit-learn's
 and matplotlib's sample images; no download), so a scene that returns to a location returns to its photograph.
 The plan's "resembling" locations are not imitated: another part of one photograph (tried first) made most
-scenes of a movie the same texture. A shot is a camera set-up: a crop of the
-location's part of the photograph at its own position and zoom, and its three keyframes drift a little within
-it, as a camera pans. So shots of one scene share content but never pixels, and two scenes differ in what
-the camera looks at: a real-image test of whether features and boundary models find scenes.
+scenes of a movie the same texture. A shot is a camera set-up: a crop of the location's part of the photograph
+at its own position and zoom, and its three keyframes drift a little within it, as a camera pans. So shots of one
+scene share content but never pixels, and two scenes differ in what the camera looks at: a real-image test of
+whether features and boundary models find scenes.
 """
 
 from __future__ import annotations

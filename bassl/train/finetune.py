@@ -221,7 +221,6 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
     total = steps_per_epoch * f.epochs
     torch.manual_seed(cfg.seed)
     model = build_boundary_model(cfg, data.features.shape[1])
-    crn_state = crn_state if model.has_crn else None
     if crn_state is not None:
         model.crn.load_state_dict(crn_state, strict=True)
     if hasattr(model, "input_mean"):  # crn_input=centred: the mean feature of the train split's shots
@@ -278,7 +277,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
                         f"{f.effective_batch}; lower finetune.effective_batch")
     method, export = pretrained_export(data.fm, weights)
-    uses_crn = cfg.model.boundary.head != "similarity"
+    uses_crn = cfg.model.boundary.head != "similarity"  # the similarity head has no CRN to start from pre-training
     crn_state = export["crn"] if uses_crn and export is not None and "crn" in export and f.crn_init == "pretrained" else None
     if dist.is_main:
         save_config(cfg, out_dir)
@@ -316,7 +315,8 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     test_at_threshold = evaluate_predictions(cfg, data.source, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label,
                                              best["probs"]["test"], threshold)
     # The score that needs no training, on the same splits: segment and the demo say when it would have done better.
-    training_free = {s: feature_only_metrics(cfg, data.fm.rows, s)["adjacent_ap"] for s in data.eval_splits}
+    training_free = {s: feature_only_metrics(cfg, data.fm.rows, s, knn=False, source=data.source)["adjacent_ap"]
+                     for s in data.eval_splits}
     val_ap = best["record"].get("val", {}).get("ap")
     encoder = {"config": export["config"], "state": export["encoder"]} if export is not None else None
     export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
@@ -353,8 +353,9 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
           + ", ".join(f"{k} {v:.2f}" for k, v in report["test"].items()) + f"; report in {out_dir / 'report.json'}")
     if val_ap is not None and training_free.get("val", -1.0) > val_ap:
         print(f"[finetune] warning: on val the training-free adjacent-shot score (AP {training_free['val']:.2f}) beats "
-              f"this model (AP {val_ap:.2f}); `bassl segment --model ENCODER.pt` uses it. Try model.boundary.head="
-              "similarity, finetune.base_lr=auto, or more labelled movies")
+              f"this model (AP {val_ap:.2f}); `bassl segment --model ENCODER.pt` uses it. Try "
+              + ("model.boundary.head=similarity, " if cfg.model.boundary.head == "paper" else "")
+              + "finetune.base_lr=auto, or more labelled movies")
     if encoder is None:
         print(f"[finetune] note: the encoder of these features ({data.fm.metadata.get('checkpoint')}) is not there; "
               f"{out_dir / SEGMENTER} scores shot features only (pass --weights ENCODER.pt to make it segment videos)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -20,6 +21,7 @@ from bassl.data.movienet import MovieNetSource
 from bassl.eval.evaluate import evaluate_predictions
 from bassl.eval.metrics import average_precision
 from bassl.loaders.finetune import Anchors, split_anchors, window_rows
+from bassl.models.boundary_model import SimilarityHead
 
 C_GRID = (0.001, 0.01, 0.1, 1.0)
 
@@ -29,10 +31,10 @@ def window_similarities(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
     x = np.asarray(features, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     w = x[rows]  # [N, S, D]
-    sim = np.einsum("nsd,ntd->nst", w, w)  # [N, S, S]
-    iu = np.triu_indices(rows.shape[1], k=1)
+    pairs = torch.triu_indices(rows.shape[1], rows.shape[1], offset=1)
+    sim = SimilarityHead.similarities(torch.from_numpy(w), pairs).numpy()  # [N, S(S-1)/2], what the head's MLP sees
     c = rows.shape[1] // 2
-    return np.concatenate([sim[:, iu[0], iu[1]], np.abs(w[:, c] - w[:, c + 1])], axis=1)
+    return np.concatenate([sim, np.abs(w[:, c] - w[:, c + 1])], axis=1)
 
 
 def similarity_probe(cfg: Config, fm: FeatureMatrix, source: MovieNetSource) -> dict[str, Any]:

@@ -81,8 +81,9 @@ def scorer_line(mode: dict[str, Any]) -> str:
     if val is not None and free is not None:
         line += f" (val AP {val:.1f}; the training-free adjacent score: {free:.1f})"
         if free > val:
+            advice = "model.boundary.head=similarity, " if mode["boundary_head"] == "paper" else ""
             line += ("; warning: the training-free score was better on val; `--model ENCODER.pt` uses it, or "
-                     "fine-tune again (model.boundary.head=similarity, finetune.base_lr=auto)")
+                     f"fine-tune again ({advice}finetune.base_lr=auto)")
     return line
 
 
