@@ -160,6 +160,7 @@ class PretrainConfig:
     num_workers: int
     checkpoint_every: int
     knn_every_epoch: bool
+    monitor_every_epoch: bool
     log_every: int
     output_dir: str
 
@@ -227,6 +228,7 @@ class VideoConfig:
     jpeg_quality: int
     workers: int
     scene_shots: float
+    label_free_scorer: Literal["auto", "adjacent", "pp"]
 
 
 @dataclass

@@ -48,6 +48,7 @@ def run_demo(out: Path, cfg: Config) -> int:
     from bassl.synth.generate import generate
     from bassl.train.extract import extract
     from bassl.train.finetune import SEGMENTER, finetune
+    from bassl.train.pretext_monitor import describe
     from bassl.train.pretrain import pretrain
 
     out = Path(out).resolve()
@@ -71,7 +72,7 @@ def run_demo(out: Path, cfg: Config) -> int:
     stage(f"shard -> {shards}")
     build_shards(cfg, data_root, shards)
     stage(f"pre-train {cfg.method} ({cfg.model_preset} preset)")
-    pretrain(cfg, out / "pretrain")
+    monitors = pretrain(cfg, out / "pretrain")["monitors"]
     stage("extract shot features to Parquet")
     extract(cfg, out / "pretrain" / "encoder.pt", out / "features")
     stage("fine-tune the boundary model (select on val, report test)")
@@ -95,6 +96,8 @@ def run_demo(out: Path, cfg: Config) -> int:
           f"{test['ap']:.1f} is {test['ap'] / chance:.1f}x chance. With no training at all, the adjacent-shot "
           f"dissimilarity of the frozen features reaches AP {frozen['adjacent_ap']:.1f} "
           f"({frozen['adjacent_ap'] / chance:.1f}x); scene kNN@1 {frozen.get('knn1', float('nan')):.1f}.")
+    if monitors:
+        print(f"[demo] pretext tasks at the end of pre-training, {describe(monitors)}")
     val_free, val_ap = result["training_free"].get("val"), (result["protocols"]["val_selected"] or {}).get("val", {}).get("ap")
     if val_free is not None and val_ap is not None:
         verdict = "the fine-tuned model is the better scorer" if val_ap > val_free else (

@@ -17,6 +17,7 @@ from PIL import Image
 
 from bassl.config import load_config
 from bassl.data.movienet import LayoutWriter, annotation_row
+from bassl.train.pretrain import read_metrics
 
 # A minimal valid-looking JPEG (SOI ... EOI) for layouts whose pixels nobody decodes.
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16 + b"\xff\xd9"
@@ -122,7 +123,7 @@ def overrides(shards: Path, *extra: str) -> list[str]:
 
 
 def curve(run: Path) -> dict[int, float]:
-    return {d["step"]: d["total"] for d in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
+    return {d["step"]: d["total"] for d in read_metrics(run / "metrics.jsonl")[0]}
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from bassl.errors import DataError
 from bassl.loaders import build_pretrain_loader
 from bassl.loaders.shards import open_shots
 from bassl.sharding.run import build_shards
+from bassl.train.pretrain import read_metrics
 
 URL = "s3://bassl/shards"
 
@@ -102,7 +102,7 @@ def test_pretraining_from_s3_trains_resumes_and_matches_local(published, s3_env,
     pretrain(load_config(args), tmp_path / "s3", max_steps=5)
     rest = pretrain(load_config(args), tmp_path / "s3", resume=True)
     assert rest["step"] == 14
-    curve = {d["step"]: d["total"] for d in map(json.loads, (tmp_path / "s3" / "metrics.jsonl").read_text().splitlines())}
+    curve = {d["step"]: d["total"] for d in read_metrics(tmp_path / "s3" / "metrics.jsonl")[0]}
     np.testing.assert_allclose([curve[h["step"]] for h in local], [h["total"] for h in local], rtol=1e-6)
 
 

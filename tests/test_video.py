@@ -127,6 +127,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     pre = build_pretrain_model(cfg)
     export_weights(pre, out / "encoder.pt", to_dict(cfg), {"method": "bassl", "step": 0})
+    export_weights(pre, out / "encoder_pp.pt", to_dict(cfg),  # as if pre-training had measured PP better on val
+                   {"method": "bassl", "step": 0, "label_free": {"split": "val", "aps": {"adjacent": 40.0, "pp": 50.0}}})
     boundary = build_boundary_model(cfg, pre.feature_dim)
     export_segmenter(out / "segmenter.pt", boundary, to_dict(cfg), 0.5,
                      {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
@@ -136,7 +138,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     del legacy["model"]["boundary"]
     export_segmenter(out / "legacy.pt", build_boundary_model(paper, pre.feature_dim), legacy, 0.5,
                      {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
-    return {"segmenter": out / "segmenter.pt", "encoder": out / "encoder.pt", "legacy": out / "legacy.pt"}
+    return {"segmenter": out / "segmenter.pt", "encoder": out / "encoder.pt", "legacy": out / "legacy.pt",
+            "encoder_pp": out / "encoder_pp.pt"}
 
 
 EDL_EVENT = re.compile(r"^(\d{3})  AX       V     C        (\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d) "
@@ -216,6 +219,18 @@ def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, 
                  str(tmp_path / "f"), "model_preset=tiny"]) == 0
     doc = json.loads((tmp_path / "f" / "scenes.json").read_text())
     assert doc["mode"].startswith("frozen features") and len(doc["scenes"]) == max(1, round(len(doc["shots"]) / 13))
+    assert doc["scorer"] == "adjacent" and "no label-free measurement" in doc["scorer_reason"]
+    # an export whose pre-training measured the PP head better on val is scored by it; the config can overrule
+    video = str(videos / f"{plans[1].video_id}.mp4")
+    assert main(["segment", video, "--model", str(models["encoder_pp"]), "--out", str(tmp_path / "p")]) == 0
+    pp = json.loads((tmp_path / "p" / "scenes.json").read_text())
+    assert pp["scorer"] == "pp" and pp["label_free_aps"] == {"adjacent": 40.0, "pp": 50.0}
+    assert [s["boundary_prob"] for s in pp["shots"]] != [s["boundary_prob"] for s in doc["shots"]]
+    assert main(["segment", video, "--model", str(models["encoder_pp"]), "--out", str(tmp_path / "a"),
+                 "video.label_free_scorer=adjacent"]) == 0
+    again = json.loads((tmp_path / "a" / "scenes.json").read_text())
+    assert again["scorer"] == "adjacent"
+    assert [s["boundary_prob"] for s in again["shots"]] == [s["boundary_prob"] for s in doc["shots"]]
 
 
 def first_frames(src: Path, dst: Path, n: int) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 from torch import nn
 from tqdm import tqdm
 
@@ -53,6 +54,31 @@ def encode_shots(cfg: Config, encoder: nn.Module, device: torch.device, split: s
     dim = int(getattr(encoder, "feature_dim", 0))
     return (vids, np.concatenate(shots) if shots else np.zeros(0, np.int64),
             np.concatenate(feats) if feats else np.zeros((0, dim), np.float32))
+
+
+def encode_split_on_main(cfg: Config, encoder: nn.Module, dist: DistInfo, split: str,
+                         precision: str = "fp32") -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """:func:`encode_shots` of ``split`` with every rank encoding its share; the whole split on rank 0, None
+    elsewhere. Every rank must call it (it gathers)."""
+    vids, shots, feats = encode_shots(cfg, encoder, dist.device, split, rank=dist.rank, world=dist.world_size,
+                                      precision=precision)
+    if dist.world_size > 1:
+        parts: list[Any] = [None] * dist.world_size
+        tdist.all_gather_object(parts, (vids, shots, feats))
+        vids = [v for p in parts for v in p[0]]
+        shots = np.concatenate([p[1] for p in parts])
+        feats = np.concatenate([p[2] for p in parts])
+    return (vids, shots, feats) if dist.is_main else None
+
+
+def movie_features(vids: list[str], shots: np.ndarray, feats: np.ndarray) -> dict[str, np.ndarray]:
+    """video id -> ``[n, D]`` features in shot order (rows of shots 0..n-1; :func:`encode_shots` covers every shot)."""
+    out: dict[str, np.ndarray] = {}
+    vid_arr = np.asarray(vids)
+    for vid in dict.fromkeys(vids):
+        rows = np.flatnonzero(vid_arr == vid)
+        out[vid] = feats[rows[np.argsort(shots[rows], kind="stable")]]
+    return out
 
 
 def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, Config]:

@@ -5,10 +5,7 @@ A monitor only: it changes nothing in the run. Every rank encodes its share of t
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import torch.distributed as tdist
 from torch import nn
 
 from bassl.config import Config
@@ -16,7 +13,7 @@ from bassl.data.movienet import MovieNetSource
 from bassl.errors import BasslError
 from bassl.eval.metrics import knn_precision
 from bassl.train.distributed import DistInfo
-from bassl.train.extract import encode_shots
+from bassl.train.extract import encode_split_on_main
 
 
 def knn_validation(cfg: Config, encoder: nn.Module, dist: DistInfo, precision: str) -> dict[int, float] | None:
@@ -27,16 +24,10 @@ def knn_validation(cfg: Config, encoder: nn.Module, dist: DistInfo, precision: s
         if dist.is_main:
             print(f"[pretrain] kNN validation skipped: {e}")
         return None
-    vids, shots, feats = encode_shots(cfg, encoder, dist.device, "test", rank=dist.rank, world=dist.world_size,
-                                      precision="bf16" if precision == "bf16" else "fp32")
-    if dist.world_size > 1:
-        parts: list[Any] = [None] * dist.world_size
-        tdist.all_gather_object(parts, (vids, shots, feats))
-        vids = [v for p in parts for v in p[0]]
-        shots = np.concatenate([p[1] for p in parts])
-        feats = np.concatenate([p[2] for p in parts])
-    if not dist.is_main:
+    encoded = encode_split_on_main(cfg, encoder, dist, "test", "bf16" if precision == "bf16" else "fp32")
+    if encoded is None:
         return None
+    vids, shots, feats = encoded
 
     def scene_of(vid: str, shot: int) -> int:
         ann = scenes.get(vid)

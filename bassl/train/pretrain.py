@@ -34,6 +34,7 @@ from bassl.train.knn_monitor import knn_validation
 from bassl.train.lars import build_lars
 from bassl.train.meters import Meter
 from bassl.train.objectives import PretextLoss
+from bassl.train.pretext_monitor import describe, epoch_monitors
 from bassl.train.schedule import lr_multiplier, scaled_lr
 from bassl.train.stopping import StopRequested, write_run_state
 
@@ -108,6 +109,19 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
+def read_metrics(path: str | Path) -> tuple[list[dict[str, float]], list[dict[str, Any]]]:
+    """metrics.jsonl -> (one dict per step: ``step``, the loss terms, ``lr``; one per epoch: ``step``, ``epoch``,
+    ``eval``). A line cut short by a crash is skipped."""
+    steps, evals = [], []
+    for line in Path(path).read_text().splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        (evals if "eval" in d else steps).append(d)
+    return steps, evals
+
+
 def check_ranks_agree(model: nn.Module, dist: DistInfo) -> None:
     """Data parallelism must leave every rank with the same weights; a cheap fingerprint proves it each run."""
     if dist.world_size == 1:
@@ -148,6 +162,7 @@ class Run:
     step: int = 0
     stopped: bool = False  # by a signal
     history: list[dict[str, float]] = field(default_factory=list)
+    monitors: dict[str, Any] | None = None  # the last epoch's pretext monitors (rank 0)
     meter: Meter = field(default_factory=Meter)  # the logging interval
     totals: Meter = field(default_factory=Meter)  # the whole invocation
 
@@ -237,6 +252,40 @@ def train_one_epoch(run: Run, loader: LoaderHandle, epoch: int) -> None:
         t_data = time.perf_counter()
 
 
+def evaluate_epoch(run: Run, model: nn.Module, epoch: int) -> None:
+    """The end-of-epoch monitors (kNN on test, the pretext tasks on labelled movies): printed, in TensorBoard and
+    in metrics.jsonl as ``{"step", "epoch", "eval": {...}}``. Every rank calls it."""
+    cfg, dist = run.cfg, run.dist
+    logged: dict[str, Any] = {}
+    if cfg.pretrain.knn_every_epoch:
+        knn = knn_validation(cfg, model.encoder, dist, run.precision)
+        if dist.is_main and knn:
+            print("[pretrain] kNN scene precision " + " ".join(f"@{k} {v:.2f}" for k, v in knn.items()))
+            logged.update({f"knn@{k}": v for k, v in knn.items()})
+    if cfg.pretrain.monitor_every_epoch:
+        monitors = epoch_monitors(cfg, model, dist, run.precision)
+        if isinstance(monitors, str):
+            if dist.is_main and epoch == 1:
+                print(f"[pretrain] pretext monitors skipped: {monitors}")
+        elif dist.is_main and monitors:
+            run.monitors = monitors
+            print(f"[pretrain] pretext monitors {describe(monitors)}")
+            logged.update({k: v for k, v in monitors.items() if k != "split"})
+    if dist.is_main and logged:
+        for k, v in logged.items():
+            run.writer.add_scalar(f"monitor/{k}", v, run.step)
+        with run.metrics_path.open("a") as f:
+            f.write(json.dumps({"step": run.step, "epoch": epoch, "eval": logged}) + "\n")
+
+
+def label_free_record(monitors: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``encoder.pt`` keeps of the last monitors: the label-free scorers' APs, from which ``segment`` chooses."""
+    if not monitors:
+        return {}
+    aps = {"adjacent": monitors["adjacent_ap"], **({"pp": monitors["pp_ap"]} if "pp_ap" in monitors else {})}
+    return {"label_free": {"split": monitors["split"], "aps": aps}, "monitors": monitors}
+
+
 # --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
@@ -314,18 +363,15 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             epoch, in_epoch = divmod(run.step, steps_per_epoch)
             loader.set_epoch(epoch, in_epoch)
             train_one_epoch(run, loader, epoch)
-            if not run.stopped and cfg.pretrain.knn_every_epoch and run.step % steps_per_epoch == 0:
-                knn = knn_validation(cfg, model.encoder, dist, precision)
-                if dist.is_main and knn:
-                    print("[pretrain] kNN scene precision " + " ".join(f"@{k} {v:.2f}" for k, v in knn.items()))
-                    for k, v in knn.items():
-                        writer.add_scalar(f"knn/precision@{k}", v, run.step)
+            if not run.stopped and run.step % steps_per_epoch == 0:
+                evaluate_epoch(run, model, epoch + 1)
 
         # ---- export ---------------------------------------------------------------------------------
         check_ranks_agree(model, dist)
         export = out_dir / "encoder.pt"
         if dist.is_main:
-            export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method})
+            export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method,
+                                                         **label_free_record(run.monitors)})
             writer.close()
             write_run_state(out_dir, "stopped" if run.stopped else "done", run.step, run.last_step, run.stop.signum)
             print(f"[pretrain] {'stopped' if run.stopped else 'done'} at step {run.step}; weights in {export}")
@@ -335,4 +381,5 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     t = run.totals
     throughput = {"steps": t.steps, "seconds": t.seconds, "steps_per_s": t.steps / max(t.seconds, 1e-9),
                   "images_per_s": t.images_per_s, "data_wait_share": t.data_wait_share}
-    return {"step": run.step, "history": run.history, "export": export, "stopped": run.stopped, "throughput": throughput}
+    return {"step": run.step, "history": run.history, "export": export, "stopped": run.stopped, "throughput": throughput,
+            "monitors": run.monitors}

@@ -5,9 +5,10 @@ features (the encoder in eval mode over the keyframes, :func:`bassl.train.extrac
 probability per shot -> scenes -> files (:mod:`bassl.video.scene_files`).
 
 ``M`` is a ``segmenter.pt`` from ``bassl finetune`` (encoder, CRN, head and the decision threshold chosen on
-val), or a pre-trained ``encoder.pt`` alone. Without a fine-tuned model the score of "shot i ends a scene" is the
-training-free adjacent-shot dissimilarity of the frozen features (:mod:`bassl.eval.frozen_features`), and the
-boundaries are its strongest local maxima, one per ``video.scene_shots`` shots (MovieNet averages ~13).
+val), or a pre-trained ``encoder.pt`` alone. Without a fine-tuned model the score of "shot i ends a scene" is
+label-free (:mod:`bassl.train.label_free`): the adjacent-shot dissimilarity of the frozen features, or the
+pre-trained CRN's PP head when pre-training measured it better on val; the boundaries are the score's strongest
+local maxima, one per ``video.scene_shots`` shots (MovieNet averages ~13).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import torch
 from bassl.config import Config, config_from_dict
 from bassl.data.movienet import LayoutWriter, MovieNetSource
 from bassl.errors import DataError
-from bassl.eval.frozen_features import adjacent_dissimilarity
 from bassl.loaders.build import resolve_device
 from bassl.loaders.windows import neighbor_window
 from bassl.models.boundary_model import build_boundary_model
@@ -33,6 +33,7 @@ from bassl.models.weights import FORMAT as WEIGHTS_FORMAT
 from bassl.models.weights import SEGMENTER_FORMAT
 from bassl.sharding.run import build_shards
 from bassl.train.extract import encode_shots
+from bassl.train.label_free import PPScorer, choose_scorer, label_free_scores
 from bassl.video.ingest import IngestTask, assign_ids, ingest_one, write_annotations
 from bassl.video.scene_files import Scenes, split_clips, write_scene_files
 
@@ -54,7 +55,8 @@ def load_model(path: Path) -> dict[str, Any]:
                             "was fine-tuned); run `bassl finetune --weights ENCODER.pt` again")
         return doc
     if fmt == WEIGHTS_FORMAT and "encoder" in doc:
-        return {"format": WEIGHTS_FORMAT, "encoder": {"config": doc["config"], "state": doc["encoder"]}}
+        return {"format": WEIGHTS_FORMAT, "encoder": {"config": doc["config"], "state": doc["encoder"]},
+                **{k: doc[k] for k in ("crn", "head_pp", "label_free") if k in doc}}
     raise DataError(f"{path}: format {fmt!r}; expected a segmenter.pt ({SEGMENTER_FORMAT}) or an encoder.pt ({WEIGHTS_FORMAT})")
 
 
@@ -75,7 +77,9 @@ def frozen_boundaries(scores: np.ndarray, scene_shots: float, radius: int = 2) -
 def scorer_line(mode: dict[str, Any]) -> str:
     """What scored the shots, and whether the training-free score did better on val when the model was trained."""
     if mode["mode"] != "fine-tuned":
-        return "adjacent-shot dissimilarity of the frozen features (no training)"
+        name = {"pp": "the pre-trained CRN's pseudo-boundary (PP) head", "adjacent":
+                "adjacent-shot dissimilarity of the frozen features"}[mode.get("scorer", "adjacent")]
+        return f"{name} (no fine-tuning; {mode.get('scorer_reason', 'the default')})"
     line = f"fine-tuned boundary model, head {mode['boundary_head']}"
     val, free = mode.get("val_ap"), mode.get("training_free_val_ap")
     if val is not None and free is not None:
@@ -140,9 +144,14 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         mode = {"mode": "fine-tuned", "boundary_head": ft_cfg.model.boundary.head, "threshold": threshold,
                 "val_ap": model.get("val_ap"), "training_free_val_ap": model.get("training_free_val_ap")}
     else:
-        prob = adjacent_dissimilarity(feats)
+        pp = PPScorer.from_export(model, trained, feats.shape[1])
+        scorer, why = choose_scorer(model.get("label_free"), pp is not None)
+        if cfg.video.label_free_scorer != "auto":
+            scorer, why = cfg.video.label_free_scorer, "video.label_free_scorer"
+        prob = label_free_scores(scorer, feats, pp, device)
         ends = frozen_boundaries(prob, cfg.video.scene_shots)
-        mode = {"mode": "frozen features (no fine-tuning)", "scene_shots": cfg.video.scene_shots}
+        mode = {"mode": "frozen features (no fine-tuning)", "scorer": scorer, "scorer_reason": why,
+                "label_free_aps": (model.get("label_free") or {}).get("aps"), "scene_shots": cfg.video.scene_shots}
     ends[-1] = True
     scenes = Scenes(video, float(rec["fps"]), int(rec["frames"]), timing[:, :2], prob, ends)
 
