@@ -219,7 +219,8 @@ def main() -> None:
         found, truth, offset = [], [], 0
         for m in chosen:
             path = videos / f"{m.video_id}.mp4"
-            shots, count = detect_shots(path, probe(path), load_config([f"video.detector={detector}"]).video)
+            d = detect_shots(path, probe(path), load_config([f"video.detector={detector}"]).video)
+            shots, count = d.frames, d.count
             found += [int(c) + offset for c in shots[1:, 0]]
             truth += [int(c) + offset for c in m.shot_frames[1:, 0]]
             offset += count + 100

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +234,78 @@ def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, 
     assert [s["boundary_prob"] for s in again["shots"]] == [s["boundary_prob"] for s in doc["shots"]]
 
 
+def write_vfr(path: Path, fmt: str | None = None) -> Path:
+    """Six 45-frame shots of solid colours: three at 30 fps, then three at 6 fps (270 frames, ~27 s), as a phone
+    records when the light drops. Timestamps in 1/30 s: the first cut is at 1.5 s, the fourth at 4.5 s."""
+    import av
+
+    colours = np.random.default_rng(0).integers(0, 256, (6, 3)).astype(np.uint8)
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 128, 72, "yuv420p"
+        st.codec_context.time_base = Fraction(1, 30)
+        pts = 0
+        for shot in range(6):
+            for i in range(45):
+                img = np.zeros((72, 128, 3), np.uint8) + colours[shot]
+                img[:, (i * 2) % 128] = 255  # something moves within the shot
+                f = av.VideoFrame.from_ndarray(img, format="rgb24")
+                f.pts, f.time_base = pts, Fraction(1, 30)
+                pts += 1 if shot < 3 else 5
+                for p in st.encode(f):
+                    out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
+
+
+VFR_STARTS = [0.0, 1.5, 3.0, 4.5, 12.0, 19.5]  # seconds; index / average fps would put shot 1 at 4.43 s
+
+
+def test_variable_frame_rate_is_timed_from_timestamps(models, tmp_path):
+    import av
+
+    video = write_vfr(tmp_path / "phone (vfr) 1.mp4")
+    out = tmp_path / "s"
+    assert main(["segment", str(video), "--model", str(models["encoder"]), "--out", str(out), "--split",
+                 "model_preset=tiny", "video.scene_shots=2"]) == 0
+    doc = json.loads((out / "scenes.json").read_text())
+    assert doc["fps"] == pytest.approx(270 / 26.6, rel=0.01) and doc["nominal_fps"] == 30.0
+    assert [s["start_frame"] for s in doc["shots"]] == [0, 45, 90, 135, 180, 225]
+    np.testing.assert_allclose([s["start"] for s in doc["shots"]], VFR_STARTS, atol=1e-6)
+    np.testing.assert_allclose([s["end"] for s in doc["shots"][:-1]], VFR_STARTS[1:], atol=1e-6)
+    assert doc["shots"][-1]["end"] == pytest.approx(26.5 + 1 / 30 * 10, abs=0.2)  # last frame at 26.83 s, shown a while
+    scenes = doc["scenes"]
+    assert len(scenes) >= 2
+    for s in scenes:  # a scene's times are its first shot's start and its last shot's end
+        assert s["start"] == doc["shots"][s["shots"][0]]["start"] and s["end"] == doc["shots"][s["shots"][1]]["end"]
+    rows = list(csv.DictReader((out / "scenes.csv").read_text().splitlines()))
+    assert [float(r["start_seconds"]) for r in rows] == pytest.approx([s["start"] for s in scenes], abs=1e-3)
+    with av.open(str(out / "scenes.ffmetadata"), format="ffmetadata") as meta:
+        chapters = meta.chapters()
+    assert [round(c["start"] * c["time_base"] * 1000) for c in chapters] == [round(s["start"] * 1000) for s in scenes]
+    edl = (out / "scenes.edl").read_text()
+    assert "nominal rate, 30 fps" in edl
+    events = [EDL_EVENT.match(line) for line in edl.splitlines() if line[:3].isdigit()]
+    assert [_frames(e.group(2), 30) for e in events] == [round(s["start"] * 30) for s in scenes]
+    with av.open(str(video)) as c:
+        source = np.array([f.time for f in c.decode(video=0)])
+    for clip, s in zip(sorted((out / "clips").glob("scene_*.mp4")), scenes, strict=True):
+        with av.open(str(clip)) as c:  # a clip's frames keep the source's pace, not the average rate's
+            times = np.array([f.time for f in c.decode(video=0)])
+        want = source[s["start_frame"] : s["end_frame"] + 1]
+        np.testing.assert_allclose(times - times[0], want - want[0], atol=1e-3)
+    from bassl.video.scene_files import reencode_clip
+
+    reencode_clip(video, tmp_path / "mid.mp4", 100, 200)  # not on keyframes: decoded and encoded again
+    with av.open(str(tmp_path / "mid.mp4")) as c:
+        times = np.array([f.time for f in c.decode(video=0)])
+    np.testing.assert_allclose(times - times[0], source[100:200] - source[100], atol=1e-3)
+    info = json.loads((out / "work" / "layout" / "anno" / "videos.json").read_text())
+    (vid_info,) = info.values()
+    assert vid_info["vfr"] is True and vid_info["duration"] == pytest.approx(doc["shots"][-1]["end"])
+
+
 def first_frames(src: Path, dst: Path, n: int) -> Path:
     """The first ``n`` frames of a video, re-encoded (keyframes where x264 puts them)."""
     import av
@@ -258,7 +331,8 @@ def test_transnetv2_finds_the_rendered_cuts(movies, tmp_path):
 
     videos, plans = movies
     clip = first_frames(videos / f"{plans[0].video_id}.mp4", tmp_path / "clip.mp4", 400)
-    shots, count = detect_shots(clip, probe(clip), load_config(["video.detector=transnetv2"]).video)
+    d = detect_shots(clip, probe(clip), load_config(["video.detector=transnetv2"]).video)
+    shots, count = d.frames, d.count
     truth = [int(c) for c in plans[0].shot_frames[1:, 0] if c < 400]
     assert count == 400 and shots[-1, 1] == 399
     assert cut_scores(shots[1:, 0].tolist(), truth) >= (0.9, 0.9), (shots[1:, 0].tolist(), truth)
@@ -277,7 +351,8 @@ def test_real_footage_shipped_in_the_transnetv2_wheel(tmp_path):
     clip = first_frames(sample, tmp_path / "clip.mp4", 400)
     cuts = {}
     for detector in ("adaptive", "transnetv2"):
-        shots, count = detect_shots(clip, probe(clip), load_config([f"video.detector={detector}"]).video)
+        d = detect_shots(clip, probe(clip), load_config([f"video.detector={detector}"]).video)
+        shots, count = d.frames, d.count
         assert count == 400 and shots[0, 0] == 0 and shots[-1, 1] == 399
         cuts[detector] = shots[1:, 0].tolist()
     precision, recall = cut_scores(cuts["transnetv2"], cuts["adaptive"], tolerance=2)

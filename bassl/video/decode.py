@@ -1,9 +1,11 @@
 """Reading video files with PyAV (FFmpeg's libraries, bundled in the wheel): probe, then stream frames.
 
 Frames come out in presentation order and are numbered 0, 1, 2, ... in that order; a shot's timing and every
-frame index bassl writes refer to that numbering, and times are ``index / fps`` with the stream's average
-frame rate. Frames are scaled inside FFmpeg's swscale by one reused reformatter (the fast path on PyAV 18), so
-a detector that wants 128-pixel frames never sees a full-size one and memory never depends on the video's length.
+frame index bassl writes refer to that numbering. Times are each frame's presentation time (pts x time base)
+relative to the first frame, so variable-frame-rate files (phones, screen recordings) are timed right; a frame
+without a pts is timed ``index / fps``. Frames are scaled inside FFmpeg's swscale by one reused reformatter (the
+fast path on PyAV 18), so a detector that wants 128-pixel frames never sees a full-size one and memory never
+depends on the video's length.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bassl.errors import DataError
 class VideoInfo:
     path: Path
     fps: float  # the stream's average frame rate
+    nominal_fps: float  # the stream's base (r_frame_rate) rate: what an EDL's timecodes count in
     frames: int  # from the container header; 0 when it does not say (counted while decoding then)
     width: int
     height: int
@@ -55,17 +58,27 @@ def probe(path: str | Path) -> VideoInfo:
             rate = _rate(v.average_rate) or _rate(v.guessed_rate)
             if rate is None or rate <= 0:
                 raise DataError(f"{path}: the video stream has no frame rate; re-encode it (e.g. with ffmpeg -r 25)")
+            nominal = _rate(v.base_rate) or _rate(v.guessed_rate) or rate
             duration = float(c.duration / av.time_base) if c.duration else 0.0
-            return VideoInfo(path, float(rate), int(v.frames or 0), int(v.width), int(v.height), duration,
-                             v.codec_context.name)
+            return VideoInfo(path, float(rate), float(nominal), int(v.frames or 0), int(v.width), int(v.height),
+                             duration, v.codec_context.name)
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg cannot read it ({e}); is it a video file?") from e
 
 
+@dataclass(frozen=True)
+class Frame:
+    index: int  # 0, 1, 2, ... in presentation order
+    time: float  # seconds from the first frame's presentation time
+    duration: float  # seconds this frame is shown (0 when the file does not say)
+    image: np.ndarray | None  # [H, W, 3] uint8, None for a frame not asked for
+
+
 def frames(path: str | Path, width: int | None = None, height: int | None = None, fmt: str = "rgb24",
-           only: set[int] | None = None, interpolation: str = "AREA") -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, [H, W, 3] uint8)`` for every frame (or only the indices in ``only``: the others are decoded but
-    never converted), in order, ``fmt`` rgb24 or bgr24, scaled to ``width`` x ``height``."""
+           only: set[int] | None = None, interpolation: str = "AREA", fps: float | None = None) -> Iterator[Frame]:
+    """Every frame, in order, with its presentation time; ``image`` (``fmt`` rgb24 or bgr24, scaled to ``width`` x
+    ``height``) for every frame, or only for the indices in ``only`` (the others are decoded, never converted).
+    ``fps`` times the frames that carry no pts (default: the stream's average rate)."""
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -74,9 +87,16 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
         with av.open(str(path)) as c:
             stream = c.streams.video[0]
             stream.thread_type = "AUTO"
+            tb = float(stream.time_base) if stream.time_base else 0.0
+            rate = fps or float(_rate(stream.average_rate) or _rate(stream.guessed_rate) or 25)
+            first = None
             for index, frame in enumerate(c.decode(stream)):
+                t = frame.pts * tb if frame.pts is not None and tb else index / rate
+                first = t if first is None else first
+                image = None
                 if only is None or index in only:
-                    yield index, reformatter.reformat(frame, width=width, height=height, format=fmt,
-                                                      interpolation=interpolation).to_ndarray()
+                    image = reformatter.reformat(frame, width=width, height=height, format=fmt,
+                                                 interpolation=interpolation).to_ndarray()
+                yield Frame(index, t - first, (frame.duration or 0) * tb, image)
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

@@ -8,7 +8,8 @@ Per video, two streaming passes (memory never depends on its length):
    frame), scaled to ``video.keyframe_height`` pixels and written as JPEGs.
 
 A video's keyframes are written into a hidden directory that is renamed into place when the video is done, then
-its record (``.ingest/<id>.json``: shots, frame rate, source); a finished video is kept by the next run. The
+its record (``.ingest/<id>.json``: shots with their start and end times from the frames' presentation
+timestamps, so variable-frame-rate files are timed right; frame rates, source); a finished video is kept by the next run. The
 annotation files (``anno.pretrain.ndjson``, ``vid2idx.json``, ``videos.json`` with each video's real frame
 rate) are written last, from every finished video. Video ids come from the file names.
 """
@@ -21,6 +22,7 @@ import os
 import re
 import shutil
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from bassl.workers import process_maps, resolve_workers
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv"}
 RECORDS = ".ingest"  # per-video records, under the layout root
 REPORT = "ingest_report.json"
+RECORD_VERSION = 2  # 2: shot times from presentation timestamps ("shot_times"); older records are ingested again
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,21 +97,48 @@ def keyframe_frames(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.stack([starts + inset, (starts + ends) // 2, ends - inset], axis=1)
 
 
-def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> tuple[np.ndarray, int]:
-    """(``[N, 5]`` start, end, kf0, kf1, kf2 per shot, frames decoded). Pass 1 of 2."""
+@dataclass
+class DetectedShots:
+    frames: np.ndarray  # [N, 5] start, end, kf0, kf1, kf2 frame indices per shot
+    times: np.ndarray  # [N, 2] start, end in seconds from the frames' presentation times (end = when the next shot starts)
+    count: int  # frames decoded
+    nominal_fps: float
+
+    @property
+    def vfr(self) -> bool:
+        """Whether the frames' durations differ from the nominal rate's by more than 1 % somewhere."""
+        spans = np.diff(self.times, axis=1)[:, 0] / np.maximum(self.frames[:, 1] - self.frames[:, 0] + 1, 1)
+        return bool(np.any(np.abs(spans * self.nominal_fps - 1) > 0.01))
+
+
+def frame_end_times(starts: array, last_duration: float, fps: float) -> np.ndarray:
+    """``[F + 1]``: each frame's presentation time, then when the last one ends; never decreasing (a broken pts
+    order cannot make a shot end before it starts)."""
+    t = np.maximum.accumulate(np.frombuffer(starts, dtype=np.float64)) if len(starts) else np.zeros(0)
+    step = last_duration or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / fps)
+    return np.append(t, (t[-1] if len(t) else 0.0) + step)
+
+
+def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots:
+    """Shots (frame ranges, keyframes, times). Pass 1 of 2; memory is 8 bytes per frame (the times)."""
     detector = make_detector(cfg, info.fps, info.width, info.height)
     cuts: list[int] = []
-    count = 0
-    for index, frame in frames(path, *detector.size, fmt=detector.fmt):
-        cuts += detector.process(index, frame)
-        count = index + 1
+    starts_s = array("d")
+    last_duration = 0.0
+    for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps):
+        cuts += detector.process(f.index, f.image)
+        starts_s.append(f.time)
+        last_duration = f.duration
+    count = len(starts_s)
     if count == 0:
         raise DataError(f"{path}: the video stream has no frames")
     cuts += detector.finish(count - 1)
     bounds = np.array(sorted({c for c in cuts if 0 < c < count}), dtype=np.int64)
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds - 1, [count - 1]])
-    return np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1), count
+    t = frame_end_times(starts_s, last_duration, info.fps)
+    return DetectedShots(np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1),
+                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps)
 
 
 @dataclass(frozen=True)
@@ -144,7 +174,8 @@ def finished(task: IngestTask) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None
     layout = LayoutWriter(task.root)
-    same = rec.get("key") == source_key(task.path) and rec.get("settings") == to_dict(task.cfg)
+    same = (rec.get("version") == RECORD_VERSION and rec.get("key") == source_key(task.path)
+            and rec.get("settings") == to_dict(task.cfg))
     return rec if same and (layout.frames_root / task.video_id).is_dir() else None
 
 
@@ -170,7 +201,8 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     layout = LayoutWriter(task.root)
     record_path(task.root, vid).unlink(missing_ok=True)  # an older record must not vouch for what is replaced
     info = probe(path)
-    shots, count = detect_shots(path, info, cfg)
+    detected = detect_shots(path, info, cfg)
+    shots, count = detected.frames, detected.count
     wanted: dict[int, list[tuple[int, int]]] = {}
     for s, row in enumerate(shots):
         for k in range(3):
@@ -183,10 +215,12 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     w, h = info.scaled(cfg.keyframe_height)
     written = 0
     try:
-        for index, rgb in frames(path, w, h, fmt="rgb24", only=set(wanted)):
+        for f in frames(path, w, h, fmt="rgb24", only=set(wanted)):
+            if f.image is None:
+                continue
             buf = io.BytesIO()
-            Image.fromarray(rgb).save(buf, "JPEG", quality=cfg.jpeg_quality)
-            for s, k in wanted[index]:
+            Image.fromarray(f.image).save(buf, "JPEG", quality=cfg.jpeg_quality)
+            for s, k in wanted[f.index]:
                 (work / layout.keyframe_path(vid, s, k).name).write_bytes(buf.getvalue())
                 written += 1
         if written != 3 * len(shots):
@@ -197,10 +231,11 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     layout.write_shot_timing(vid, shots)
-    rec = {"video_id": vid, "key": source_key(path), "settings": to_dict(cfg), "fps": info.fps, "frames": count,
-           "width": info.width, "height": info.height, "codec": info.codec, "shots": len(shots),
-           "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
-           "keyframe_size": [w, h]}
+    rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
+           "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
+           "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height, "codec": info.codec,
+           "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
+           "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist()}
     write_json(record_path(task.root, vid), rec)
     return rec
 
@@ -254,7 +289,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
             summary.ingested += not result.kept
             summary.shots += rec["shots"]
             if not result.kept:
-                summary.video_seconds += rec["frames"] / rec["fps"]
+                summary.video_seconds += rec["duration"]
             bar.set_postfix_str(f"{rec['video_id']}: {rec['shots']} shots", refresh=False)
     write_annotations(root)
     write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped})
@@ -271,6 +306,7 @@ def write_annotations(root: Path) -> None:
         if (layout.frames_root / rec["video_id"]).is_dir():
             records.append(rec)
     rows = [annotation_row(r["video_id"], s, r["shots"]) for r in records for s in range(r["shots"])]
-    info = {r["video_id"]: {k: r[k] for k in ("fps", "frames", "width", "height", "codec", "detector", "threshold")}
+    info = {r["video_id"]: {k: r[k] for k in ("fps", "nominal_fps", "vfr", "frames", "duration", "width", "height",
+                                              "codec", "detector", "threshold")}
             | {"source": r["key"]["source"]} for r in records}
     layout.write_annotations({"pretrain": rows}, {r["video_id"]: i for i, r in enumerate(records)}, info)

@@ -1,8 +1,8 @@
 """What ``bassl segment`` writes: the scenes of one video, for programs (JSON, CSV), editors (a CMX3600 EDL),
 players (FFmpeg chapter metadata), people (a contact sheet) and, on request, one clip per scene.
 
-Frames are 0-based with ``end_frame`` inclusive; times are seconds, a scene's ``end`` being the time its last
-frame ends (``(end_frame + 1) / fps``).
+Frames are 0-based with ``end_frame`` inclusive; times are seconds from the frames' presentation timestamps (as
+ingest recorded them, right for variable frame rates too), a scene's ``end`` being when its last frame ends.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ class Scenes:
     """A segmented video: shots (frame ranges) and scenes (runs of shots), with the boundary probabilities."""
 
     video: Path
-    fps: float
+    fps: float  # the average frame rate
+    nominal_fps: float  # the stream's base rate: the EDL's timecodes count in it
     frames: int
     shots: np.ndarray  # [N, 2] start_frame, end_frame (inclusive)
+    times: np.ndarray  # [N, 2] start, end of each shot in seconds (presentation times)
     boundary_prob: np.ndarray  # [N] probability that shot i ends a scene
     boundaries: np.ndarray  # [N] bool: shot i ends a scene (the last shot always does)
 
@@ -38,15 +40,15 @@ class Scenes:
         return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
     def to_json(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        def span(a: int, b: int) -> dict[str, Any]:
-            return {"start_frame": a, "end_frame": b, "start": a / self.fps, "end": (b + 1) / self.fps}
+        def span(a: int, b: int) -> dict[str, Any]:  # shots a..b
+            return {"start_frame": int(self.shots[a, 0]), "end_frame": int(self.shots[b, 1]),
+                    "start": float(self.times[a, 0]), "end": float(self.times[b, 1])}
 
-        shots = [{**span(int(a), int(b)), "boundary_prob": float(p)} for (a, b), p in zip(self.shots, self.boundary_prob,
-                                                                                         strict=True)]
-        scenes = [{**span(int(self.shots[a, 0]), int(self.shots[b, 1])), "shots": [a, b],
-                   "boundary_prob": float(self.boundary_prob[b])} for a, b in self.scene_shots()]
-        return {"video": str(self.video), "fps": self.fps, "frames": self.frames, **(extra or {}),
-                "shots": shots, "scenes": scenes}
+        shots = [{**span(i, i), "boundary_prob": float(p)} for i, p in enumerate(self.boundary_prob)]
+        scenes = [{**span(a, b), "shots": [a, b], "boundary_prob": float(self.boundary_prob[b])}
+                  for a, b in self.scene_shots()]
+        return {"video": str(self.video), "fps": self.fps, "nominal_fps": self.nominal_fps, "frames": self.frames,
+                **(extra or {}), "shots": shots, "scenes": scenes}
 
 
 def timestamp(seconds: float) -> str:
@@ -55,10 +57,10 @@ def timestamp(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-def timecode(frame: int, fps: float) -> str:
-    """SMPTE non-drop HH:MM:SS:FF at the nearest whole frame rate (what CMX3600 EDLs hold)."""
+def timecode(seconds: float, fps: float) -> str:
+    """SMPTE non-drop HH:MM:SS:FF of a time, counted at the nearest whole frame rate (what CMX3600 EDLs hold)."""
     rate = max(1, round(fps))
-    f = round(frame * rate / fps)
+    f = round(seconds * rate)
     return f"{f // (3600 * rate):02d}:{f // (60 * rate) % 60:02d}:{f // rate % 60:02d}:{f % rate:02d}"
 
 
@@ -74,11 +76,13 @@ def write_csv(path: Path, doc: dict[str, Any]) -> Path:
 
 
 def write_edl(path: Path, doc: dict[str, Any], title: str) -> Path:
-    """A CMX3600 EDL: one cut event per scene, source and record timecodes equal (the scenes laid end to end)."""
-    fps, name = doc["fps"], Path(doc["video"]).name
-    lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME", ""]
+    """A CMX3600 EDL: one cut event per scene, source and record timecodes equal (the scenes laid end to end).
+    Timecodes count frames at the nominal rate; each is the scene's presentation time, so VFR files cut right."""
+    fps, name = doc["nominal_fps"], Path(doc["video"]).name
+    lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME",
+             f"* timecodes at the nominal rate, {round(fps)} fps, from the frames' presentation times", ""]
     for i, s in enumerate(doc["scenes"], 1):
-        src_in, src_out = timecode(s["start_frame"], fps), timecode(s["end_frame"] + 1, fps)
+        src_in, src_out = timecode(s["start"], fps), timecode(s["end"], fps)
         lines.append(f"{i:03d}  AX       V     C        {src_in} {src_out} {src_in} {src_out}")
         lines += [f"* FROM CLIP NAME: {name}", f"* COMMENT: SCENE {i}", ""]
     return write_atomic(path, "\n".join(lines))
@@ -180,7 +184,8 @@ def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
 
 
 def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, preset: str = "veryfast") -> None:
-    """Frames ``first`` .. ``stop - 1``, decoded and encoded again with libx264 (frame-accurate anywhere)."""
+    """Frames ``first`` .. ``stop - 1``, decoded and encoded again with libx264 (frame-accurate anywhere). Each
+    frame keeps its presentation time (shifted to start at 0), so a variable-frame-rate clip plays at its pace."""
     import av
 
     with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
@@ -190,13 +195,21 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
         ost = out.add_stream("libx264", rate=rate)
         ost.width, ost.height, ost.pix_fmt = ist.width // 2 * 2, ist.height // 2 * 2, "yuv420p"
         ost.options = {"preset": preset, "crf": str(crf)}
+        tb = ist.time_base
+        if tb:
+            ost.codec_context.time_base = tb
+        origin = None
         for index, frame in enumerate(inp.decode(ist)):
             if index < first:
                 continue
             if index >= stop:
                 break
             rgb = frame.to_ndarray(format="rgb24")[: ost.height, : ost.width]
-            for p in ost.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+            out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            if tb and frame.pts is not None:
+                origin = frame.pts if origin is None else origin
+                out_frame.pts, out_frame.time_base = frame.pts - origin, tb
+            for p in ost.encode(out_frame):
                 out.mux(p)
         for p in ost.encode():
             out.mux(p)

@@ -153,7 +153,8 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         mode = {"mode": "frozen features (no fine-tuning)", "scorer": scorer, "scorer_reason": why,
                 "label_free_aps": (model.get("label_free") or {}).get("aps"), "scene_shots": cfg.video.scene_shots}
     ends[-1] = True
-    scenes = Scenes(video, float(rec["fps"]), int(rec["frames"]), timing[:, :2], prob, ends)
+    scenes = Scenes(video, float(rec["fps"]), float(rec["nominal_fps"]), int(rec["frames"]), timing[:, :2],
+                    np.asarray(rec["shot_times"], dtype=np.float64), prob, ends)
 
     # ---- files --------------------------------------------------------------------------------------------
     layout = LayoutWriter(work / "layout")
@@ -171,7 +172,7 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         files["clips"] = out_dir / "clips"
     end = time.perf_counter()
     doc["timing"] = {"ingest_s": t_ingest - start, "features_s": t_features - t_ingest, "total_s": end - start,
-                     "realtime_factor": rec["frames"] / rec["fps"] / (end - start)}
+                     "realtime_factor": rec["duration"] / (end - start)}
     if progress:
         print(f"[segment] {video.name}: {len(doc['shots'])} shots, {len(doc['scenes'])} scenes "
               f"({mode['mode']}) in {end - start:.1f} s ({doc['timing']['realtime_factor']:.1f}x real time)")
