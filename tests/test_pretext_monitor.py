@@ -14,6 +14,7 @@ from bassl.models.weights import load_weights
 from bassl.train.label_free import choose_scorer, pp_scores
 from bassl.train.pretext_monitor import balanced_accuracy, labelled_windows, monitor_windows
 from bassl.train.pretrain import pretrain, read_metrics
+from bassl.train.pseudo_boundary import pseudo_boundary
 
 K = 2  # 5-shot windows: small enough to check by hand
 SCENES = [3, 4, 2, 5, 3, 6, 4]  # one movie of 27 shots
@@ -81,6 +82,25 @@ def test_pp_and_cgm_monitors_planted():
     m = monitor_windows(win, lambda x: F.normalize(x, dim=-1), dissim_next, lambda h: torch.zeros(len(h)),
                         lambda a, b: ~same(a, b))
     assert m["pp_ap"] == pytest.approx(m["pp_chance"]) and m["cgm_acc"] == 0.0
+
+
+def test_pp_self_ap_planted():
+    """A PP head that knows its own pseudo-boundary scores 100 at its own task; at real boundaries it scores less."""
+    win = labelled_windows([planted_movie()], K)
+    S = 2 * K + 1
+
+    def unit(x):
+        return F.normalize(x, dim=-1)
+
+    def own(h):  # h: [n*S, D] -> 1 at the DTW pseudo-boundary of each window, else 0
+        x = h.view(-1, S, h.shape[-1])
+        emb = unit(x)
+        bd = pseudo_boundary(emb[:, [0, -1]], emb).bd
+        return (torch.arange(S)[None] == bd[:, None]).float().flatten()
+
+    m = monitor_windows(win, unit, lambda x: x, own)
+    assert m["pp_self_ap"] == pytest.approx(100.0)
+    assert m["pb_at_centre"] == pytest.approx(100.0 * m["pp_centre_mean"])
 
 
 def test_pp_scores_are_the_centre_shots_pp_probability():

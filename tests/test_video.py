@@ -6,15 +6,15 @@ import csv
 import json
 import re
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from video_files import write_vfr
 
 from bassl.cli import main
-from bassl.config import load_config, to_dict
+from bassl.config import load_config
 from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
 from bassl.synth.plan import plan_dataset
@@ -117,32 +117,6 @@ def test_ingest_resumes_names_bad_files_and_skips_them(movies, tmp_path, capsys)
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    """An untrained tiny segmenter and its encoder export: what the files look like, not what they score."""
-    from bassl.models import build_boundary_model, build_pretrain_model
-    from bassl.models.weights import export_segmenter, export_weights
-
-    out = tmp_path_factory.mktemp("models")
-    cfg = load_config(["model_preset=tiny"])
-    torch.manual_seed(0)
-    pre = build_pretrain_model(cfg)
-    export_weights(pre, out / "encoder.pt", to_dict(cfg), {"method": "bassl", "step": 0})
-    export_weights(pre, out / "encoder_pp.pt", to_dict(cfg),  # as if pre-training had measured PP better on val
-                   {"method": "bassl", "step": 0, "label_free": {"split": "val", "aps": {"adjacent": 40.0, "pp": 50.0}}})
-    boundary = build_boundary_model(cfg, pre.feature_dim)
-    export_segmenter(out / "segmenter.pt", boundary, to_dict(cfg), 0.5,
-                     {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
-    # A segmenter written before model.boundary existed: the paper's CRN head, and no such key in its config.
-    paper = load_config(["model_preset=tiny", "model.boundary.head=paper"])
-    legacy = to_dict(paper)
-    del legacy["model"]["boundary"]
-    export_segmenter(out / "legacy.pt", build_boundary_model(paper, pre.feature_dim), legacy, 0.5,
-                     {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
-    return {"segmenter": out / "segmenter.pt", "encoder": out / "encoder.pt", "legacy": out / "legacy.pt",
-            "encoder_pp": out / "encoder_pp.pt"}
-
-
 EDL_EVENT = re.compile(r"^(\d{3})  AX       V     C        (\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d) "
                        r"(\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d)$")
 
@@ -232,31 +206,6 @@ def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, 
     again = json.loads((tmp_path / "a" / "scenes.json").read_text())
     assert again["scorer"] == "adjacent"
     assert [s["boundary_prob"] for s in again["shots"]] == [s["boundary_prob"] for s in doc["shots"]]
-
-
-def write_vfr(path: Path, fmt: str | None = None) -> Path:
-    """Six 45-frame shots of solid colours: three at 30 fps, then three at 6 fps (270 frames, ~27 s), as a phone
-    records when the light drops. Timestamps in 1/30 s: the first cut is at 1.5 s, the fourth at 4.5 s."""
-    import av
-
-    colours = np.random.default_rng(0).integers(0, 256, (6, 3)).astype(np.uint8)
-    with av.open(str(path), "w", format=fmt) as out:
-        st = out.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = 128, 72, "yuv420p"
-        st.codec_context.time_base = Fraction(1, 30)
-        pts = 0
-        for shot in range(6):
-            for i in range(45):
-                img = np.zeros((72, 128, 3), np.uint8) + colours[shot]
-                img[:, (i * 2) % 128] = 255  # something moves within the shot
-                f = av.VideoFrame.from_ndarray(img, format="rgb24")
-                f.pts, f.time_base = pts, Fraction(1, 30)
-                pts += 1 if shot < 3 else 5
-                for p in st.encode(f):
-                    out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-    return path
 
 
 VFR_STARTS = [0.0, 1.5, 3.0, 4.5, 12.0, 19.5]  # seconds; index / average fps would put shot 1 at 4.43 s

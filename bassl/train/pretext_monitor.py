@@ -10,6 +10,10 @@ train), with the encoder, CRN and heads in eval mode on the eval transform's fea
 - ``pp_ap``: the PP head's zero-shot AP of "the window's centre shot ends a scene" over every labelled shot
   (``pp_chance`` is the share of positives, the AP of a random score), beside ``adjacent_ap``, the training-free
   adjacent-shot dissimilarity on the same shots: the two label-free scorers of :mod:`bassl.train.label_free`.
+- ``pp_self_ap``: the PP head's AP at its own task in eval mode (which shot of the window is the DTW pseudo-boundary;
+  chance 1/S), with the mean PP probability at the centre and at the edge positions and the share of windows
+  whose pseudo-boundary is the centre shot: they separate "PP did not learn its task" from "PP learned it, but
+  what it learned is not where real boundaries are" (method.md §6.10).
 - ``cgm_acc``: CGM's balanced accuracy (%, chance 50) on real pairs (centre, other shot of the window):
   same scene = class 1, other scene = class 0, the mean of the accuracies on the two kinds of pair.
 """
@@ -109,7 +113,7 @@ def monitor_windows(win: LabelledWindows, embed: Callable[[torch.Tensor], torch.
             continue
         h = states(x)  # [n, S, H]
         if pp_prob is not None:
-            pp.append(pp_prob(h[:, k]).float().cpu().numpy())
+            pp.append(pp_prob(h.flatten(0, 1)).float().view(h.shape[:2]).cpu().numpy())  # [n, S]: every position
         if cgm_same is not None:
             ok = torch.from_numpy(win.pair_ok[i : i + CHUNK])  # [n, S]
             rows, cols = ok.nonzero(as_tuple=True)
@@ -123,7 +127,14 @@ def monitor_windows(win: LabelledWindows, embed: Callable[[torch.Tensor], torch.
         out["pb_exact"] = 100.0 * float((bd_all[one] == win.boundary_pos[one]).mean())
         out["pb_within1"] = 100.0 * float((np.abs(bd_all[one] - win.boundary_pos[one]) <= 1).mean())
     if pp:
-        out["pp_ap"] = average_precision(win.label[scored], np.concatenate(pp)[scored])
+        prob = np.concatenate(pp)  # [N, S]
+        out["pp_ap"] = average_precision(win.label[scored], prob[scored, k])
+        # PP's own task in eval mode: find the window's DTW pseudo-boundary among its S shots (chance 1/S)
+        own = np.arange(prob.shape[1])[None] == bd_all[:, None]  # [N, S]
+        out["pp_self_ap"] = average_precision(own.ravel(), prob.ravel())
+        out["pp_centre_mean"] = float(prob[:, k].mean())  # where zero-shot scoring reads it...
+        out["pp_edge_mean"] = float(prob[:, [0, 1, -2, -1]].mean())  # ...and where DTW puts most pseudo-boundaries
+        out["pb_at_centre"] = 100.0 * float((bd_all == k).mean())  # % of windows whose pseudo-boundary is the centre
     if cgm_pred and win.pair_ok.any():
         out["cgm_acc"] = balanced_accuracy(win.same_scene[win.pair_ok], np.concatenate(cgm_pred))
     return out

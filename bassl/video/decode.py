@@ -30,11 +30,18 @@ class VideoInfo:
     height: int
     duration: float  # seconds, from the container (0 when unknown)
     codec: str
+    rotation: int = 0  # degrees counter-clockwise the player turns the frames (a phone's display matrix): 0/90/180/-90
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as a player shows the video: turned by ``rotation``."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
 
     def scaled(self, height: int) -> tuple[int, int]:
-        """(width, height) for frames scaled to ``height`` pixels, aspect kept, both even (H.264/JPEG friendly)."""
-        h = min(height, self.height) // 2 * 2 or 2
-        w = max(2, round(self.width * h / self.height / 2) * 2)
+        """Upright (width, height) for frames scaled to ``height`` display pixels, aspect kept, both even."""
+        dw, dh = self.display_size
+        h = min(height, dh) // 2 * 2 or 2
+        w = max(2, round(dw * h / dh / 2) * 2)
         return w, h
 
 
@@ -52,16 +59,18 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video:
+            v = video_stream(c)
+            if v is None:
                 raise DataError(f"{path}: no video stream (streams: {', '.join(s.type for s in c.streams) or 'none'})")
-            v = c.streams.video[0]
             rate = _rate(v.average_rate) or _rate(v.guessed_rate)
             if rate is None or rate <= 0:
                 raise DataError(f"{path}: the video stream has no frame rate; re-encode it (e.g. with ffmpeg -r 25)")
             nominal = _rate(v.base_rate) or _rate(v.guessed_rate) or rate
             duration = float(c.duration / av.time_base) if c.duration else 0.0
+            first = next(iter(c.decode(v)), None)
+            rotation = int(round((first.rotation if first is not None else 0) / 90)) * 90
             return VideoInfo(path, float(rate), float(nominal), int(v.frames or 0), int(v.width), int(v.height),
-                             duration, v.codec_context.name)
+                             duration, v.codec_context.name, rotation)
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg cannot read it ({e}); is it a video file?") from e
 
@@ -74,18 +83,34 @@ class Frame:
     image: np.ndarray | None  # [H, W, 3] uint8, None for a frame not asked for
 
 
+def video_stream(container):
+    """The container's main video stream: FFmpeg's choice (``av_find_best_stream``), which passes over cover art
+    (attached pictures) and, of several video streams, takes the one a player would show."""
+    if not container.streams.video:
+        return None
+    try:
+        return container.streams.best("video") or container.streams.video[0]
+    except Exception:  # noqa: BLE001 - older PyAV: no best(); the first stream then
+        return container.streams.video[0]
+
+
 def frames(path: str | Path, width: int | None = None, height: int | None = None, fmt: str = "rgb24",
-           only: set[int] | None = None, interpolation: str = "AREA", fps: float | None = None) -> Iterator[Frame]:
+           only: set[int] | None = None, interpolation: str = "AREA", fps: float | None = None,
+           rotation: int = 0) -> Iterator[Frame]:
     """Every frame, in order, with its presentation time; ``image`` (``fmt`` rgb24 or bgr24, scaled to ``width`` x
-    ``height``) for every frame, or only for the indices in ``only`` (the others are decoded, never converted).
-    ``fps`` times the frames that carry no pts (default: the stream's average rate)."""
+    ``height``, then turned ``rotation`` degrees counter-clockwise, so the size given is the upright one) for every
+    frame, or only for the indices in ``only`` (the others are decoded, never converted). ``fps`` times the
+    frames that carry no pts (default: the stream's average rate)."""
     import av
     from av.video.reformatter import VideoReformatter
 
+    turns = (rotation // 90) % 4
+    if turns % 2:
+        width, height = height, width  # scale in the stored orientation, then turn
     reformatter = VideoReformatter()  # one per stream: it keeps its swscale context
     try:
         with av.open(str(path)) as c:
-            stream = c.streams.video[0]
+            stream = video_stream(c)
             stream.thread_type = "AUTO"
             tb = float(stream.time_base) if stream.time_base else 0.0
             rate = fps or float(_rate(stream.average_rate) or _rate(stream.guessed_rate) or 25)
@@ -97,6 +122,8 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
                 if only is None or index in only:
                     image = reformatter.reformat(frame, width=width, height=height, format=fmt,
                                                  interpolation=interpolation).to_ndarray()
+                    if turns:
+                        image = np.ascontiguousarray(np.rot90(image, turns))  # np.rot90: counter-clockwise
                 yield Frame(index, t - first, (frame.duration or 0) * tb, image)
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

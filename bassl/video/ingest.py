@@ -141,6 +141,20 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
                          np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps)
 
 
+def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
+    """A damaged file usually decodes until the damage and then stops without an error (FFmpeg conceals it). Its
+    shots up to there are kept; this says so when the decoded length falls short of what the container states
+    (by over 5 % and 1 s, or by frames the header counts)."""
+    short_s = info.duration - decoded_s
+    if info.duration and short_s > max(1.0, 0.05 * info.duration):
+        return (f"{path}: decoded {decoded_s:.1f} s of the {info.duration:.1f} s the container states; the file is "
+                "probably damaged or cut short, and only the shots before the damage were kept")
+    if info.frames and count < 0.95 * info.frames:
+        return (f"{path}: decoded {count} of the {info.frames} frames the header counts; the file is probably damaged, "
+                "and only the shots before the damage were kept")
+    return None
+
+
 @dataclass(frozen=True)
 class IngestTask:
     path: Path
@@ -215,7 +229,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     w, h = info.scaled(cfg.keyframe_height)
     written = 0
     try:
-        for f in frames(path, w, h, fmt="rgb24", only=set(wanted)):
+        for f in frames(path, w, h, fmt="rgb24", only=set(wanted), rotation=info.rotation):
             if f.image is None:
                 continue
             buf = io.BytesIO()
@@ -231,11 +245,14 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     layout.write_shot_timing(vid, shots)
+    warning = short_decode_warning(path, info, float(detected.times[-1, 1]), count)
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
-           "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height, "codec": info.codec,
+           "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height,
+           "rotation": info.rotation, "codec": info.codec,
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
-           "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist()}
+           "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),
+           **({"warning": warning} if warning else {})}
     write_json(record_path(task.root, vid), rec)
     return rec
 
@@ -255,6 +272,7 @@ class IngestSummary:
     video_seconds: float = 0.0
     seconds: float = 0.0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         speed = f", {self.video_seconds / max(self.seconds, 1e-9):.1f}x real time" if self.ingested else ""
@@ -262,6 +280,7 @@ class IngestSummary:
                  f"run): {self.shots} shots from {self.video_seconds / 60:.1f} min of video in {self.seconds:.1f} s{speed}"]
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} (see {REPORT}), e.g. {self.skipped[0]['reason']}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  next: bassl shard --source {self.root} --out SHARDS, then bassl pretrain data.shards=SHARDS")
         return "\n".join(lines)
 
@@ -285,6 +304,8 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
                 summary.skipped.append(result.skipped)
                 continue
             rec = result.record
+            if rec.get("warning"):
+                summary.warnings.append(rec["warning"])
             summary.kept += result.kept
             summary.ingested += not result.kept
             summary.shots += rec["shots"]
@@ -292,7 +313,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
                 summary.video_seconds += rec["duration"]
             bar.set_postfix_str(f"{rec['video_id']}: {rec['shots']} shots", refresh=False)
     write_annotations(root)
-    write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped})
+    write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings})
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bassl.data.atomic import atomic_path, write_atomic
+from bassl.video.decode import video_stream
 
 
 @dataclass
@@ -155,7 +156,7 @@ def keyframe_indices(path: Path) -> tuple[set[int], int]:
     import av
 
     with av.open(str(path)) as c:
-        stream = c.streams.video[0]
+        stream = video_stream(c)
         pts = [(p.pts, p.is_keyframe) for p in c.demux(stream) if p.pts is not None and p.dts is not None]
     order = {p: i for i, (p, _) in enumerate(sorted(pts))}
     return {order[p] for p, key in pts if key}, len(pts)
@@ -166,7 +167,7 @@ def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
     import av
 
     with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
-        ist = inp.streams.video[0]
+        ist = video_stream(inp)
         ost = out.add_stream_from_template(ist)
         packets = sorted((p for p in inp.demux(ist) if p.pts is not None and p.dts is not None), key=lambda p: p.dts)
         pts_order = sorted(p.pts for p in packets)
@@ -189,7 +190,7 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
     import av
 
     with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
-        ist = inp.streams.video[0]
+        ist = video_stream(inp)
         ist.thread_type = "AUTO"
         rate = Fraction(ist.average_rate.numerator, ist.average_rate.denominator)
         ost = out.add_stream("libx264", rate=rate)

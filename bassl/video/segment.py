@@ -105,6 +105,8 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
     # ---- shots and keyframes ------------------------------------------------------------------------
     vid = assign_ids([video])[video]
     rec = ingest_one(IngestTask(video, vid, work / "layout", cfg.video, "error")).record
+    if rec.get("warning") and progress:
+        print(f"[segment] warning: {rec['warning']}")
     write_annotations(work / "layout")
     timing = MovieNetSource(work / "layout").shot_timing(vid)  # [N, 2] start, end frame
     t_ingest = time.perf_counter()

@@ -1,0 +1,107 @@
+"""Footage as users have it: other containers, cover art, odd sizes, rotated phone video, no cut, a few frames, damage.
+
+Each file is generated here with PyAV; each either ingests right or fails with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from video_files import write_video
+
+from bassl.cli import main
+from bassl.config import load_config
+from bassl.data.movienet import LayoutWriter, MovieNetSource
+from bassl.video.ingest import ingest_videos
+
+SHOTS = [30, 30, 30]  # cuts at frames 30 and 60
+
+
+def ingest(paths: list[Path], root: Path):
+    summary = ingest_videos(paths, root, load_config(["video.workers=1"]).video, progress=False)
+    return summary, MovieNetSource(root)
+
+
+@pytest.mark.parametrize(("name", "kw"), [
+    ("clip.mkv", {}),
+    ("clip.webm", {"codec": "libvpx-vp9"}),
+    ("clip.mov", {}),
+    ("clip.ts", {"fmt": "mpegts"}),
+    ("odd size.mkv", {"codec": "ffv1", "size": (127, 71), "pix_fmt": "yuv444p"}),  # odd width and height
+    ("with cover.mp4", {"cover": True}),  # an attached picture as stream 0, the video as stream 1
+])
+def test_containers_codecs_and_streams(tmp_path, name, kw):
+    video = write_video(tmp_path / name, SHOTS, **kw)
+    summary, source = ingest([video], tmp_path / "root")
+    (vid,) = source.split("pretrain")
+    np.testing.assert_array_equal(source.shot_timing(vid)[:, :2], [[0, 29], [30, 59], [60, 89]])
+    rec = json.loads((tmp_path / "root" / ".ingest" / f"{vid}.json").read_text())
+    assert rec["width"] == kw.get("size", (128, 72))[0] and rec["frames"] == 90 and "warning" not in rec
+    with Image.open(LayoutWriter(tmp_path / "root").keyframe_path(vid, 0, 1)) as im:
+        assert im.size[0] % 2 == 0 and im.size[1] % 2 == 0 and im.size[1] <= 72
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotated_phone_video_gives_upright_keyframes(tmp_path, rotation):
+    # The stored frame has a white block top-left; a player turns it ``rotation`` degrees counter-clockwise
+    # (PyAV's set_display_rotation and VideoFrame.rotation both count counter-clockwise).
+    video = write_video(tmp_path / "phone.mp4", SHOTS, rotation=rotation)
+    _, source = ingest([video], tmp_path / "root")
+    with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("phone", 1, 1)) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(float)
+    h, w = rgb.shape[:2]
+    assert (w, h) == ((72, 128) if rotation % 180 else (128, 72))
+    corners = {"top-left": rgb[: h // 10, : w // 10], "top-right": rgb[: h // 10, -w // 10:],
+               "bottom-left": rgb[-h // 10:, : w // 10], "bottom-right": rgb[-h // 10:, -w // 10:]}
+    white = max(corners, key=lambda k: corners[k].mean())
+    # counter-clockwise: 90 takes the top-left corner to the bottom-left, -90 to the top-right, 180 to the bottom-right
+    assert white == {90: "bottom-left", -90: "top-right", 180: "bottom-right"}[rotation]
+
+
+@pytest.mark.parametrize(("shots", "frames"), [([80], 80), ([3], 3), ([1], 1)])
+def test_no_cut_and_a_few_frames_give_one_scene(models, tmp_path, shots, frames):
+    video = write_video(tmp_path / "short.mp4", shots)
+    for model in ("encoder", "segmenter"):  # training-free and fine-tuned scoring
+        out = tmp_path / model
+        assert main(["segment", str(video), "--model", str(models[model]), "--out", str(out), "model_preset=tiny"]) == 0
+        doc = json.loads((out / "scenes.json").read_text())
+        assert len(doc["shots"]) == 1 and len(doc["scenes"]) == 1
+        assert doc["scenes"][0]["start_frame"] == 0 and doc["scenes"][0]["end_frame"] == frames - 1
+        assert doc["scenes"][0]["end"] == pytest.approx(frames / 25)
+
+
+def test_damaged_file_keeps_the_shots_before_the_damage_with_a_warning(tmp_path, capsys):
+    """FFmpeg conceals damage and stops decoding there without an error: the shots before it are kept, and ingest
+    says so (record, report, summary line) instead of passing a short video off as whole."""
+    video = write_video(tmp_path / "damaged.mkv", [30] * 6)
+    data = bytearray(video.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    video.write_bytes(bytes(data))
+    summary, source = ingest([video], tmp_path / "root")
+    rec = json.loads((tmp_path / "root" / ".ingest" / "damaged.json").read_text())
+    assert 0 < rec["frames"] < 180 and "damaged" in rec["warning"] and str(video) in rec["warning"]
+    assert summary.warnings == [rec["warning"]] and "warning:" in summary.describe()
+    report = json.loads((tmp_path / "root" / "ingest_report.json").read_text())
+    assert report["warnings"] == [rec["warning"]]
+    assert len(source.shot_timing("damaged")) >= 1
+
+
+def test_many_files_resume_after_an_interruption(tmp_path):
+    """A directory of many small files: a second run keeps every finished video and ingests only what is new."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(12):
+        write_video(inputs / f"v{i:02d}.mp4", [10, 10])
+    first = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=2"]).video, progress=False)
+    assert (first.ingested, first.kept) == (12, 0)
+    os.remove(tmp_path / "root" / ".ingest" / "v03.json")  # as if the run had been killed before v03 finished
+    write_video(inputs / "v12.mp4", [10, 10])
+    again = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=2"]).video, progress=False)
+    assert (again.ingested, again.kept) == (2, 11)
+    assert len(MovieNetSource(tmp_path / "root").split("pretrain")) == 13

@@ -1,0 +1,71 @@
+"""Small video files generated with PyAV (FFmpeg) for the ingest and segment tests: the awkward kinds users have."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str = "libx264",
+                size: tuple[int, int] = (128, 72), pix_fmt: str = "yuv420p", rotation: int = 0, cover: bool = False,
+                rate: int = 25) -> Path:
+    """Shots of solid colours (``shots``: frames per shot), a white block in the stored frame's top-left corner and a
+    moving line. ``rotation``: a display matrix turning the picture that many degrees counter-clockwise (as phones
+    write); ``cover``: an attached-picture (cover art) stream before the video stream."""
+    import av
+
+    w, h = size
+    colours = np.random.default_rng(1).integers(0, 256, (len(shots), 3)).astype(np.uint8)
+    with av.open(str(path), "w", format=fmt) as out:
+        if cover:
+            art = out.add_stream("mjpeg")
+            art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
+            art.disposition = av.stream.Disposition.attached_pic
+        st = out.add_stream(codec, rate=rate)
+        st.width, st.height, st.pix_fmt = w, h, pix_fmt
+        if rotation:
+            st.set_display_rotation(rotation)
+        if cover:
+            pic = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+            for p in [*art.encode(pic), *art.encode()]:
+                out.mux(p)
+        pts = 0
+        for shot, n in enumerate(shots):
+            for i in range(n):
+                img = np.zeros((h, w, 3), np.uint8) + colours[shot]
+                img[: h // 8, : w // 8] = 255
+                img[:, (i * 2) % w] = 0
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts, pts = pts, pts + 1
+                for p in st.encode(frame):
+                    out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
+
+
+def write_vfr(path: Path, fmt: str | None = None) -> Path:
+    """Six 45-frame shots of solid colours: three at 30 fps, then three at 6 fps (270 frames, ~27 s), as a phone
+    records when the light drops. Timestamps in 1/30 s: the first cut is at 1.5 s, the fourth at 4.5 s."""
+    import av
+
+    colours = np.random.default_rng(0).integers(0, 256, (6, 3)).astype(np.uint8)
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 128, 72, "yuv420p"
+        st.codec_context.time_base = Fraction(1, 30)
+        pts = 0
+        for shot in range(6):
+            for i in range(45):
+                img = np.zeros((72, 128, 3), np.uint8) + colours[shot]
+                img[:, (i * 2) % 128] = 255  # something moves within the shot
+                f = av.VideoFrame.from_ndarray(img, format="rgb24")
+                f.pts, f.time_base = pts, Fraction(1, 30)
+                pts += 1 if shot < 3 else 5
+                for p in st.encode(f):
+                    out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
