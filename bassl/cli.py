@@ -205,8 +205,12 @@ def _evaluate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories searched for them")
+    p.add_argument("videos", nargs="*", metavar="VIDEO_OR_DIR", help="video files, or directories searched for them")
     p.add_argument("--out", required=True, type=Path, help="dataset root to write (MovieNet-SSeg layout)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--part", metavar="I/N", help="ingest only part I of N of the files (0 <= I < N), e.g. a Slurm "
+                                                     "array task; then --merge once")
+    group.add_argument("--merge", action="store_true", help="after every --part finished: write the annotation files")
     p.add_argument("--on-error", choices=("error", "skip"), default="error",
                    help="an unreadable or empty video: stop naming it (default), or skip it and list it in ingest_report.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -215,9 +219,14 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 @command("ingest", "video files -> shots and keyframes in the MovieNet-SSeg layout (for shard and pretrain; resumable)",
          _ingest_args)
 def _ingest(args: argparse.Namespace, cfg: Config) -> int:
-    from bassl.video.ingest import ingest_videos
+    from bassl.sharding.run import parse_part
+    from bassl.video.ingest import ingest_videos, merge_ingest
 
-    summary = ingest_videos(args.videos, args.out, cfg.video, on_error=args.on_error, progress=not args.no_progress)
+    if args.merge:
+        print(merge_ingest(args.out).describe())
+        return 0
+    summary = ingest_videos(args.videos, args.out, cfg.video, on_error=args.on_error, progress=not args.no_progress,
+                            part=parse_part(args.part))
     save_config(cfg, args.out, "ingest_config.yaml")
     print(summary.describe())
     return 0
@@ -291,8 +300,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if hasattr(args, "videos"):  # `ingest DIR key=value`: the override is not a video
         overrides += [v for v in args.videos if OVERRIDE.match(v) and not Path(v).exists()]
         args.videos = [v for v in args.videos if not (OVERRIDE.match(v) and not Path(v).exists())]
-        if not args.videos:
-            parser.error("ingest: give at least one video file or directory")
+        if not args.videos and not args.merge:
+            parser.error("ingest: give at least one video file or directory (or --merge after --part runs)")
     given = list(sys.argv[1:] if argv is None else argv)
     args.overrides = sorted(overrides, key=given.index)  # later wins, as written
     return args

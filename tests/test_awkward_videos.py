@@ -105,3 +105,26 @@ def test_many_files_resume_after_an_interruption(tmp_path):
     again = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=2"]).video, progress=False)
     assert (again.ingested, again.kept) == (2, 11)
     assert len(MovieNetSource(tmp_path / "root").split("pretrain")) == 13
+
+
+def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
+    from bassl.errors import DataError
+    from bassl.video.ingest import merge_ingest
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(5):
+        write_video(inputs / f"v{i}.mp4", [8, 8])
+    cfg = load_config(["video.workers=1"]).video
+    ingest_videos([inputs], tmp_path / "whole", cfg, progress=False)
+    parts = tmp_path / "parts"
+    done = [ingest_videos([inputs], parts, cfg, progress=False, part=(i, 2)).videos for i in (1, 0)]
+    assert done == [2, 3]  # every 2nd file of the sorted list: v1, v3 | v0, v2, v4
+    assert not (parts / "anno" / "anno.pretrain.ndjson").exists()  # parts leave the shared files to the merge
+    summary = merge_ingest(parts)
+    assert summary.videos == 5 and summary.kept == 5
+    for name in ("anno.pretrain.ndjson", "vid2idx.json"):
+        assert (parts / "anno" / name).read_text() == (tmp_path / "whole" / "anno" / name).read_text()
+    ingest_videos([inputs], tmp_path / "half", cfg, progress=False, part=(0, 3))
+    with pytest.raises(DataError, match=r"every part 0\.\.N-1 of one N must finish"):
+        merge_ingest(tmp_path / "half")

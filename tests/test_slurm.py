@@ -188,6 +188,26 @@ def test_submit_shard_submits_the_array_then_an_afterok_merge(fake):
     assert merge.startswith("sbatch --parsable --dependency=afterok:101 --partition=cpu ")
 
 
+def test_ingest_array_task_and_submit(fake):
+    videos = fake.tmp / "videos"
+    videos.mkdir()
+    env = job_env(fake.tmp, BASSL_VIDEOS=str(videos), BASSL_DATA=str(fake.tmp / "layout"), SLURM_ARRAY_JOB_ID="7",
+                  SLURM_ARRAY_TASK_ID="2", SLURM_ARRAY_TASK_MIN="0", SLURM_ARRAY_TASK_COUNT="3")
+    proc, calls = fake("ingest.sbatch", "--on-error", "skip", **env)
+    assert proc.returncode == 0, proc.stderr
+    cmd = f"bassl ingest {videos} --out {fake.tmp / 'layout'} --part 2/3 --no-progress video.workers=3 --on-error skip"
+    assert cmd in calls
+    proc, calls = fake("ingest.sbatch", **{**env, "SLURM_ARRAY_TASK_ID": "3"})
+    assert proc.returncode != 0 and "is not a part of 3" in proc.stderr and "bassl" not in calls
+    proc, calls = fake("submit_ingest.sh", "--partition=cpu", BASSL_VIDEOS=str(videos), BASSL_DATA=str(fake.tmp / "layout"),
+                       BASSL_PARTS="4")
+    assert proc.returncode == 0 and proc.stdout.strip() == "ingest=101 merge=102", proc.stderr
+    array, merge = calls.splitlines()
+    assert array.startswith("sbatch --parsable --array=0-3 --cpus-per-task=4 --partition=cpu ")
+    assert merge.startswith("sbatch --parsable --dependency=afterok:101 --partition=cpu ")
+    assert merge.endswith("ingest_merge.sbatch")
+
+
 @pytest.mark.parametrize("gpus,expected", [
     ("8", ["--nodes=2 --ntasks-per-node=8 --cpus-per-task=6 --gpus-per-node=8 --time=1:00:00",
            "--dependency=afterok:103 --nodes=2 --ntasks-per-node=8 --cpus-per-task=6 --gpus-per-node=8",
@@ -370,3 +390,35 @@ def test_pipeline_on_a_real_slurm(slurm, tmp_path):
         fail(f"output check failed: {e!r}")
     print(f"\n[test_slurm] pipeline on a real Slurm: {time.monotonic() - t0:.0f} s "
           f"(stopped at step {stopped}, resumed to {max_steps})")
+
+
+def test_ingest_array_on_a_real_slurm(slurm, tmp_path):
+    """Ten videos ingested by a 3-task array job and merged by a dependent job into one layout."""
+    from video_files import write_video
+
+    from bassl.data.movienet import MovieNetSource
+
+    videos, layout, log_dir = tmp_path / "videos", tmp_path / "layout", tmp_path / "logs"
+    videos.mkdir()
+    log_dir.mkdir()
+    for i in range(10):
+        write_video(videos / f"clip {i:02d}.mp4", [12, 12, 12])
+    env = clean_env(SLURM_CONF=str(slurm), BASSL_VIDEOS=str(videos), BASSL_DATA=str(layout), BASSL_PARTS="3",
+                    CPUS_PER_TASK="1")
+    submit = subprocess.run([str(SCRIPTS / "submit_ingest.sh")], env=env, cwd=log_dir, capture_output=True, text=True,
+                            timeout=60)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    ids = dict(item.split("=") for item in submit.stdout.split())
+    deadline = time.monotonic() + 300
+    while (queue := queued(slurm, list(ids.values()))) is None or queue:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the ingest jobs did not finish in time\n{logs(log_dir, slurm.parent)}")
+        time.sleep(1)
+    for name, job in ids.items():
+        info = scontrol_job(slurm, job)
+        assert info.get("JobState") == "COMPLETED", f"{name}: {info}\n{logs(log_dir, slurm.parent)}"
+    assert len(sorted(log_dir.glob(f"bassl-ingest-{ids['ingest']}_*.out"))) == 3
+    source = MovieNetSource(layout)
+    assert sorted(source.split("pretrain")) == [f"clip_{i:02d}" for i in range(10)]
+    assert all(len(source.shot_timing(f"clip_{i:02d}")) == 3 for i in range(10))
+    assert json.loads((layout / "ingest_report.json").read_text())["videos"] == 10

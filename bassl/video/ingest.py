@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from bassl.config import VideoConfig, to_dict
 from bassl.data.atomic import temp_path, write_json
-from bassl.data.movienet import LayoutWriter, annotation_row
+from bassl.data.movienet import LayoutWriter, MovieNetSource, annotation_row
 from bassl.data.shard_format import KEY_RE
 from bassl.errors import DataError
 from bassl.video.decode import VideoInfo, frames, probe
@@ -285,9 +285,17 @@ class IngestSummary:
         return "\n".join(lines)
 
 
+def part_report(root: Path, part: tuple[int, int]) -> Path:
+    return root / RECORDS / f"report.part-{part[0]:05d}-of-{part[1]:05d}.json"
+
+
 def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, on_error: str = "error",
-                  progress: bool = True) -> IngestSummary:
-    """Ingest every video of ``inputs`` (files or directories) into the layout at ``out``; resumable."""
+                  progress: bool = True, part: tuple[int, int] | None = None) -> IngestSummary:
+    """Ingest every video of ``inputs`` (files or directories) into the layout at ``out``; resumable.
+
+    ``part=(I, N)``: only every N-th file of the sorted list from the I-th (a Slurm array task); ids still come from
+    the whole list, so the parts agree. A part writes its videos and its report, not the annotation files:
+    :func:`merge_ingest` writes those once every part is done."""
     if on_error not in ("error", "skip"):
         raise DataError(f"on_error {on_error!r}: choose error or skip")
     start = time.perf_counter()
@@ -295,6 +303,8 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
     ids = assign_ids(find_videos(inputs))
     (root / RECORDS).mkdir(parents=True, exist_ok=True)
     tasks = [IngestTask(p, v, root, cfg, on_error) for p, v in ids.items()]
+    if part is not None:
+        tasks = tasks[part[0] :: part[1]]
     summary = IngestSummary(root, videos=len(tasks))
     with process_maps(min(resolve_workers(cfg.workers), len(tasks))) as maps, \
             tqdm(total=len(tasks), unit="video", desc="ingest", disable=not progress) as bar:
@@ -312,9 +322,35 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
             if not result.kept:
                 summary.video_seconds += rec["duration"]
             bar.set_postfix_str(f"{rec['video_id']}: {rec['shots']} shots", refresh=False)
-    write_annotations(root)
-    write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings})
+    report = {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings}
+    if part is None:
+        write_annotations(root)
+        write_json(root / REPORT, report)
+    else:
+        write_json(part_report(root, part), {**report, "part": list(part)})
     summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def merge_ingest(out: str | Path) -> IngestSummary:
+    """After every ``--part`` finished: the annotation files from all finished videos and one report from the parts'."""
+    root = Path(out).expanduser().resolve()
+    reports = [json.loads(p.read_text()) for p in sorted((root / RECORDS).glob("report.part-*.json"))]
+    if not reports:
+        raise DataError(f"{root}: no ingest parts to merge (run `bassl ingest ... --out {root} --part I/N` first)")
+    counts = {r["part"][1] for r in reports}
+    if len(counts) != 1 or len(reports) != counts.pop():
+        got = sorted(tuple(r["part"]) for r in reports)
+        raise DataError(f"{root}: the parts on disk are {got}; every part 0..N-1 of one N must finish before --merge "
+                        "(run the missing ones again: finished videos are kept)")
+    write_annotations(root)
+    summary = IngestSummary(root, videos=sum(r["videos"] for r in reports),
+                            skipped=[s for r in reports for s in r["skipped"]],
+                            warnings=[w for r in reports for w in r.get("warnings", [])])
+    write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings})
+    summary.kept = len(MovieNetSource(root).split("pretrain"))
+    summary.shots = sum(json.loads(p.read_text())["shots"] for p in (root / RECORDS).glob("*.json")
+                        if not p.name.startswith("report."))
     return summary
 
 
@@ -323,6 +359,8 @@ def write_annotations(root: Path) -> None:
     layout = LayoutWriter(root)
     records = []
     for p in sorted((root / RECORDS).glob("*.json")):
+        if p.name.startswith("report."):
+            continue
         rec = json.loads(p.read_text())
         if (layout.frames_root / rec["video_id"]).is_dir():
             records.append(rec)
