@@ -8,3 +8,17 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+__all__ = ["Segmenter", "Scenes"]
+
+
+def __getattr__(name: str):
+    """``from bassl import Segmenter``: the Python API, imported on first use (``import bassl`` stays light)."""
+    if name == "Segmenter":
+        from bassl.video.segmenter import Segmenter
+
+        return Segmenter
+    if name == "Scenes":
+        from bassl.video.scene_files import Scenes
+
+        return Scenes
+    raise AttributeError(f"module 'bassl' has no attribute {name!r}")

@@ -163,6 +163,26 @@ def test_segment_writes_every_file_and_they_parse(movies, models, tmp_path):
             assert sum(1 for _ in c.decode(video=0)) == s["end_frame"] - s["start_frame"] + 1, clip.name
 
 
+def test_the_readme_python_example_runs(models, movies, tmp_path, monkeypatch, capsys):
+    """The README's Python block, as written, with its two paths pointed at a test model and a rendered video."""
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```python\n(from bassl import Segmenter.*?)```", readme, re.S).group(1)
+    videos, plans = movies
+    shutil.copy(videos / f"{plans[1].video_id}.mp4", tmp_path / "movie.mp4")
+    (tmp_path / "demo_run").mkdir()
+    shutil.copy(models["segmenter"], tmp_path / "demo_run" / "segmenter.pt")
+    proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "scenes" / "scenes.json").read_text())
+    lines = [line for line in proc.stdout.splitlines() if " s - " in line]
+    assert len(lines) == len(doc["scenes"]) >= 1 and "fine-tuned boundary model" in proc.stdout
+    assert len(list((tmp_path / "scenes" / "clips").glob("scene_*.mp4"))) == len(doc["scenes"])
+    assert f"{len(doc['scenes'])} scenes from features alone" in proc.stdout  # the same features, the same scenes
+
+
 def test_segment_names_its_scorer_and_reads_segmenters_from_before_boundary_heads(movies, models, tmp_path, capsys):
     videos, plans = movies
     video = str(videos / f"{plans[1].video_id}.mp4")
@@ -175,7 +195,7 @@ def test_segment_names_its_scorer_and_reads_segmenters_from_before_boundary_head
 
 
 def test_segment_warns_when_the_training_free_score_was_better_on_val():
-    from bassl.video.segment import scorer_line
+    from bassl.video.segmenter import scorer_line
 
     mode = {"mode": "fine-tuned", "boundary_head": "paper", "val_ap": 30.0, "training_free_val_ap": 40.0}
     assert "warning: the training-free score was better on val" in scorer_line(mode)
@@ -184,7 +204,7 @@ def test_segment_warns_when_the_training_free_score_was_better_on_val():
 
 
 def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, tmp_path):
-    from bassl.video.segment import frozen_boundaries
+    from bassl.video.segmenter import frozen_boundaries
 
     scores = np.array([0.1, 0.9, 0.2, 0.3, 0.8, 0.1, 0.95, 0.2, 0.1, 0.0])
     assert np.flatnonzero(frozen_boundaries(scores, scene_shots=2.5, radius=1)).tolist() == [1, 4, 6]  # 4 scenes

@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from bassl.video.decode import video_stream
 
 @dataclass
 class Scenes:
-    """A segmented video: shots (frame ranges) and scenes (runs of shots), with the boundary probabilities."""
+    """A segmented video: shots (frame ranges and times) and scenes (runs of shots), with the boundary
+    probabilities; what :class:`bassl.video.segmenter.Segmenter` returns. ``save`` writes every file, ``split`` the
+    clips, ``to_json`` the document scenes.json holds."""
 
     video: Path
     fps: float  # the average frame rate
@@ -33,6 +36,14 @@ class Scenes:
     times: np.ndarray  # [N, 2] start, end of each shot in seconds (presentation times)
     boundary_prob: np.ndarray  # [N] probability that shot i ends a scene
     boundaries: np.ndarray  # [N] bool: shot i ends a scene (the last shot always does)
+    extra: dict[str, Any] = field(default_factory=dict)  # what scored it (model, mode, ...): written into scenes.json
+    keyframe: Callable[[int], Any] | None = None  # shot -> PIL image of its middle keyframe (for the contact sheet)
+    warning: str | None = None  # e.g. a damaged file decoded only in part
+    timing: dict[str, float] = field(default_factory=dict)
+    keep_alive: Any = field(default=None, repr=False)  # a temporary work directory the keyframes live in
+
+    def __len__(self) -> int:
+        return len(self.scene_shots())
 
     def scene_shots(self) -> list[tuple[int, int]]:
         """(first shot, last shot) of every scene."""
@@ -49,7 +60,25 @@ class Scenes:
         scenes = [{**span(a, b), "shots": [a, b], "boundary_prob": float(self.boundary_prob[b])}
                   for a, b in self.scene_shots()]
         return {"video": str(self.video), "fps": self.fps, "nominal_fps": self.nominal_fps, "frames": self.frames,
-                **(extra or {}), "shots": shots, "scenes": scenes}
+                **self.extra, **(extra or {}), "shots": shots, "scenes": scenes}
+
+    def to_csv(self, path: str | Path) -> Path:
+        return write_csv(Path(path), self.to_json())
+
+    def to_edl(self, path: str | Path) -> Path:
+        return write_edl(Path(path), self.to_json(), self.video.stem)
+
+    def to_chapters(self, path: str | Path) -> Path:
+        """FFmpeg chapter metadata (``ffmpeg -i VIDEO -i FILE -map_metadata 1 -map_chapters 1 -c copy OUT``)."""
+        return write_ffmetadata(Path(path), self.to_json(), self.video.stem)
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata and (with keyframes) contact_sheet.png."""
+        return write_scene_files(Path(out_dir), self)
+
+    def split(self, out_dir: str | Path) -> list[dict[str, Any]]:
+        """One clip per scene in ``out_dir`` (stream copy where a scene starts on a keyframe, else re-encoded)."""
+        return split_clips(self.video, self.to_json(), Path(out_dir))
 
 
 def timestamp(seconds: float) -> str:
@@ -133,17 +162,20 @@ def write_contact_sheet(path: Path, doc: dict[str, Any], keyframe: Any, per_row:
     return path
 
 
-def write_scene_files(out_dir: Path, scenes: Scenes, extra: dict[str, Any], keyframe: Any) -> dict[str, Path]:
-    """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata and contact_sheet.png in ``out_dir``."""
-    doc = scenes.to_json(extra)
+def write_scene_files(out_dir: Path, scenes: Scenes) -> dict[str, Path]:
+    """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata and (with keyframes) contact_sheet.png in ``out_dir``."""
+    doc = scenes.to_json()
     title = scenes.video.stem
-    return {
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
         "json": write_atomic(out_dir / "scenes.json", json.dumps(doc, indent=1) + "\n"),
         "csv": write_csv(out_dir / "scenes.csv", doc),
         "edl": write_edl(out_dir / "scenes.edl", doc, title),
         "chapters": write_ffmetadata(out_dir / "scenes.ffmetadata", doc, title),
-        "contact_sheet": write_contact_sheet(out_dir / "contact_sheet.png", doc, keyframe),
     }
+    if scenes.keyframe is not None:
+        files["contact_sheet"] = write_contact_sheet(out_dir / "contact_sheet.png", doc, scenes.keyframe)
+    return files
 
 
 # --------------------------------------------------------------------------------------------------
