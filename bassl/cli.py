@@ -238,13 +238,15 @@ def _segment_args(p: argparse.ArgumentParser) -> None:
                    help="segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt (no fine-tuning)")
     p.add_argument("--out", required=True, type=Path, help="where scenes.json, .csv, .edl, chapters and the contact sheet go")
     p.add_argument("--split", action="store_true", help="also cut the video into one clip per scene (clips/)")
+    p.add_argument("--html-video", metavar="URL", help="the video scenes.html plays (default: its path relative to --out)")
 
 
-@command("segment", "a video file -> its scenes (JSON, CSV, EDL, chapters, contact sheet, optional clips)", _segment_args)
+@command("segment", "a video file -> its scenes (JSON, CSV, EDL, chapters, a viewer page, contact sheet, optional clips)",
+         _segment_args)
 def _segment(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.video.segment import segment
 
-    segment(cfg, args.video, args.model, args.out, split=args.split)
+    segment(cfg, args.video, args.model, args.out, split=args.split, html_video=args.html_video)
     return 0
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from bassl.data.atomic import atomic_path, write_atomic
 from bassl.video.decode import video_stream
+from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
 
 @dataclass
@@ -72,9 +73,14 @@ class Scenes:
         """FFmpeg chapter metadata (``ffmpeg -i VIDEO -i FILE -map_metadata 1 -map_chapters 1 -c copy OUT``)."""
         return write_ffmetadata(Path(path), self.to_json(), self.video.stem)
 
-    def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata and (with keyframes) contact_sheet.png."""
-        return write_scene_files(Path(out_dir), self)
+    def save(self, out_dir: str | Path, video_src: str | None = None) -> dict[str, Path]:
+        """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata, scenes.html (the video at ``video_src``: a URL,
+        default its path relative to ``out_dir``) and, with keyframes, contact_sheet.png."""
+        return write_scene_files(Path(out_dir), self, video_src)
+
+    def to_html(self, path: str | Path, video_src: str | None = None) -> Path:
+        """The scene viewer page (:mod:`bassl.video.scene_page`)."""
+        return write_scene_page(Path(path), self.to_json(), self.keyframe, video_src)
 
     def split(self, out_dir: str | Path) -> list[dict[str, Any]]:
         """One clip per scene in ``out_dir`` (stream copy where a scene starts on a keyframe, else re-encoded)."""
@@ -149,7 +155,7 @@ def write_contact_sheet(path: Path, doc: dict[str, Any], keyframe: Any, per_row:
     for r, s in enumerate(rows):
         y = pad + r * (thumb_height + pad)
         a, b = s["shots"]
-        picks = sorted(set(np.linspace(a, b, min(per_row, b - a + 1)).round().astype(int).tolist()))
+        picks = thumbnail_shots(a, b, per_row)
         draw.text((pad, y + 4), f"scene {r + 1}", fill=(255, 255, 255), font=font)
         draw.text((pad, y + 20), f"{timestamp(s['start'])}", fill=(200, 200, 200), font=font)
         draw.text((pad, y + 34), f"- {timestamp(s['end'])}", fill=(200, 200, 200), font=font)
@@ -162,8 +168,8 @@ def write_contact_sheet(path: Path, doc: dict[str, Any], keyframe: Any, per_row:
     return path
 
 
-def write_scene_files(out_dir: Path, scenes: Scenes) -> dict[str, Path]:
-    """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata and (with keyframes) contact_sheet.png in ``out_dir``."""
+def write_scene_files(out_dir: Path, scenes: Scenes, video_src: str | None = None) -> dict[str, Path]:
+    """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata, scenes.html and (with keyframes) contact_sheet.png."""
     doc = scenes.to_json()
     title = scenes.video.stem
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +178,7 @@ def write_scene_files(out_dir: Path, scenes: Scenes) -> dict[str, Path]:
         "csv": write_csv(out_dir / "scenes.csv", doc),
         "edl": write_edl(out_dir / "scenes.edl", doc, title),
         "chapters": write_ffmetadata(out_dir / "scenes.ffmetadata", doc, title),
+        "html": write_scene_page(out_dir / "scenes.html", doc, scenes.keyframe, video_src),
     }
     if scenes.keyframe is not None:
         files["contact_sheet"] = write_contact_sheet(out_dir / "contact_sheet.png", doc, scenes.keyframe)

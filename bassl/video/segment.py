@@ -11,14 +11,14 @@ from bassl.video.segmenter import Segmenter
 
 
 def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str | Path, split: bool = False,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, html_video: str | None = None) -> dict[str, Any]:
     """Segment ``video`` into scenes with the model at ``model_path``; everything goes into ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     seg = Segmenter.load(model_path, cfg)
     scenes = seg.segment(video, work_dir=out_dir / "work")
     if scenes.warning and progress:
         print(f"[segment] warning: {scenes.warning}")
-    files = scenes.save(out_dir)
+    files = scenes.save(out_dir, video_src=html_video)
     doc = scenes.to_json()
     if split:
         doc["clips"] = scenes.split(out_dir / "clips")

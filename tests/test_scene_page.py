@@ -1,0 +1,67 @@
+"""scenes.html in a real browser (Debian's headless Chromium): what it shows is scenes.json, and it seeks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from browser import IN_CI, Chromium, find_chromium
+from PIL import Image
+from video_files import write_video
+
+from bassl.cli import main
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    exe = find_chromium()
+    if exe is None:
+        if IN_CI:
+            pytest.fail("no Chromium, and Debian's chromium package could not be installed")
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    browser = Chromium(exe, tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()
+
+
+def test_scene_page_shows_scenes_json_and_seeks(models, chromium, tmp_path):
+    video = write_video(tmp_path / "my film (cut 2).mp4", [15] * 16)
+    out = tmp_path / "out"
+    assert main(["segment", str(video), "--model", str(models["encoder"]), "--out", str(out), "model_preset=tiny",
+                 "video.scene_shots=1.5"]) == 0
+    doc = json.loads((out / "scenes.json").read_text())
+    scenes = doc["scenes"]
+    assert len(scenes) >= 3
+    chromium.open((out / "scenes.html").as_uri())
+    page = chromium.evaluate("""(() => ({
+        rows: [...document.querySelectorAll('.row')].map(r => r.querySelector('.label b').textContent),
+        thumbs: [...document.querySelectorAll('.row')].map(r => r.querySelectorAll('img').length),
+        segs: [...document.querySelectorAll('#timeline .seg')].map(s => ({tip: s.dataset.tip, left: parseFloat(s.style.left),
+                                                                      width: parseFloat(s.style.width)})),
+        curve: document.querySelector('#curve polyline').getAttribute('points').trim().split(' ').length,
+        src: document.getElementById('video').getAttribute('src')}))()""")
+    total = doc["shots"][-1]["end"]
+    assert page["rows"] == [f"Scene {i + 1}" for i in range(len(scenes))]
+    assert all(n >= 1 for n in page["thumbs"])
+    assert len(page["segs"]) == len(scenes)
+    for seg, s in zip(page["segs"], scenes, strict=True):
+        assert seg["left"] == pytest.approx(100 * s["start"] / total, abs=1e-6)
+        assert seg["width"] == pytest.approx(100 * (s["end"] - s["start"]) / total, abs=1e-6)
+        assert seg["tip"].startswith(f"Scene {scenes.index(s) + 1}: ")
+    assert page["curve"] == len(doc["shots"]) + 1  # the origin, then one point per shot
+    assert page["src"] == "../my%20film%20%28cut%202%29.mp4"  # relative, percent-encoded
+    # clicking a scene row, a timeline segment, then the "n" key each put the video at a scene's start
+    assert chromium.evaluate("document.querySelectorAll('.row')[1].click(); document.getElementById('video').currentTime") \
+        == pytest.approx(scenes[1]["start"], abs=1e-3)
+    assert chromium.evaluate("document.querySelectorAll('#timeline .seg')[2].click(); "
+                             "document.getElementById('video').currentTime") == pytest.approx(scenes[2]["start"], abs=1e-3)
+    chromium.evaluate("document.querySelectorAll('.row')[0].click()")
+    chromium.key("n")
+    assert chromium.evaluate("document.getElementById('video').currentTime") == pytest.approx(scenes[1]["start"], abs=1e-3)
+    assert chromium.evaluate("document.querySelector('.row.current').dataset.scene") == "1"
+    assert not chromium.console_errors()
+    shot = chromium.screenshot(tmp_path / "page.png")
+    with Image.open(shot) as im:
+        colours = np.unique(np.asarray(im.convert("RGB").resize((64, 64))).reshape(-1, 3), axis=0)
+        assert im.width >= 800 and len(colours) > 20  # a rendered page, not a blank one
