@@ -89,9 +89,9 @@ def run_demo(out: Path, cfg: Config) -> int:
     print("  " + "  ".join(f"{k:>12}" for k in ("AP", "mIoU", "AUC-ROC", "F1", "Recall@3s")))
     print("  " + "  ".join(f"{test[k]:12.2f}" for k in ("ap", "miou", "auc_roc", "f1", "recall_at_3s"))
           + "   thresholded at 0.5 (the protocol)")
-    at = result["test_at_val_threshold"]
+    at, rule = result["test_at_val_decision"], result["decision"]
     print("  " + "  ".join(f"{at[k]:12.2f}" for k in ("ap", "miou", "auc_roc", "f1", "recall_at_3s"))
-          + f"   at {result['threshold']:.2f}, the threshold chosen on val (what segment applies)")
+          + f"   boundaries by {rule['rule']} at {rule['value']:.3g}, the rule chosen on val (what segment applies)")
     print(f"[demo] {chance:.1f} % of test shots end a scene, so chance is AP {chance:.1f}: the fine-tuned model's AP "
           f"{test['ap']:.1f} is {test['ap'] / chance:.1f}x chance. With no training at all, the adjacent-shot "
           f"dissimilarity of the frozen features reaches AP {frozen['adjacent_ap']:.1f} "

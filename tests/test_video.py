@@ -204,11 +204,11 @@ def test_segment_warns_when_the_training_free_score_was_better_on_val():
 
 
 def test_segment_with_an_encoder_alone_uses_the_frozen_features(movies, models, tmp_path):
-    from bassl.video.segmenter import frozen_boundaries
+    from bassl.eval.decision import decide
 
     scores = np.array([0.1, 0.9, 0.2, 0.3, 0.8, 0.1, 0.95, 0.2, 0.1, 0.0])
-    assert np.flatnonzero(frozen_boundaries(scores, scene_shots=2.5, radius=1)).tolist() == [1, 4, 6]  # 4 scenes
-    assert np.flatnonzero(frozen_boundaries(scores, scene_shots=3.3, radius=1)).tolist() == [1, 6]  # the 2 highest peaks
+    assert np.flatnonzero(decide(scores, "count", 2.5, radius=1)).tolist() == [1, 4, 6, 9]  # 4 scenes
+    assert np.flatnonzero(decide(scores, "count", 3.3, radius=1)).tolist() == [1, 6, 9]  # the 2 highest peaks
     videos, plans = movies
     assert main(["segment", str(videos / f"{plans[1].video_id}.mp4"), "--model", str(models["encoder"]), "--out",
                  str(tmp_path / "f"), "model_preset=tiny"]) == 0

@@ -168,13 +168,14 @@ def scene_metrics(
     prob = np.asarray(prob, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.int64)
     shot_ids = np.asarray(shot_ids, dtype=np.int64)
+    explicit = pred  # decisions made by a rule (bassl.eval.decision): F1 and the recalls count those
     if pred is None:
         pred = predictions_from_prob(prob) if threshold == 0.5 else (prob >= threshold).astype(np.int64)
     pred = np.asarray(pred, dtype=np.int64)
     out = {
         "ap": average_precision(gt, prob),
         "auc_roc": auc_roc(gt, prob),
-        "f1": f1_at(gt, prob, threshold),
+        "f1": f1_at(gt, prob, threshold) if explicit is None else 100.0 * float(f1_score(gt, pred, zero_division=0)),
         **accuracies(gt, prob, threshold),
         "recall": movie_recall(video_ids, shot_ids, pred, gt),
         "recall_at_3s": recall_at_seconds(video_ids, shot_ids, pred, gt, timing, window_shots, seconds, fps),

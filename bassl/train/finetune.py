@@ -25,6 +25,7 @@ from bassl.config import Config, FinetuneConfig, save_config, to_dict
 from bassl.data.features import FeatureMatrix, load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
+from bassl.eval.decision import choose_rule
 from bassl.eval.evaluate import evaluate_predictions
 from bassl.eval.frozen_features import feature_only_metrics
 from bassl.eval.metrics import best_f1_threshold
@@ -115,6 +116,18 @@ def load_data(cfg: Config, feature_dir: str | Path) -> FinetuneData:
     anchors = {s: split_anchors(fm, source, s, negative) for s in splits}
     return FinetuneData(fm, torch.from_numpy(fm.features), source, train, window_rows(fm, train.movie, train.shot, k),
                         anchors, {s: window_rows(fm, a.movie, a.shot, k) for s, a in anchors.items()})
+
+
+def choose_decision(data: FinetuneData, val_probs: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The decision rule with the best val mIoU (:func:`bassl.eval.decision.choose_rule`); the ``count`` rule's
+    shots per scene is the train split's mean scene length."""
+    a = data.anchors["val"]
+    keep = a.label >= 0
+    vids = [data.fm.video_ids[m] for m in a.movie[keep]]
+    timing = {v: data.source.shot_timing(v) for v in dict.fromkeys(vids)}
+    train = data.train.label[data.train.label >= 0]
+    scene_shots = len(train) / max(1, int((train == 1).sum()))
+    return choose_rule(vids, a.shot[keep], val_probs[keep], a.label[keep], timing, threshold, scene_shots)
 
 
 def pretrained_export(fm: FeatureMatrix, weights: str | Path | None) -> tuple[str, dict[str, Any] | None]:
@@ -306,14 +319,20 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     model = build_boundary_model(cfg, data.features.shape[1])
     model.load_state_dict(best["state"])
     threshold = 0.5
+    decision: dict[str, Any] = {"rule": "threshold", "value": threshold}
     if "val" in data.eval_splits:  # selecting on test (the original protocol) leaves val unscored until here
         val_probs = best["probs"].get("val")
         if val_probs is None:
             val_probs = predict(model, data.features, data.rows["val"], dist.device)
         threshold = best_f1_threshold(data.anchors["val"].label, val_probs)
+        decision = choose_decision(data, val_probs, threshold)
+        print(f"[finetune] decision rule chosen on val (mIoU): {decision['rule']} at {decision['value']:.3g} "
+              f"(val mIoU {decision['miou']:.2f})")
     a = data.anchors["test"]
-    test_at_threshold = evaluate_predictions(cfg, data.source, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label,
-                                             best["probs"]["test"], threshold)
+    test_vids = [data.fm.video_ids[m] for m in a.movie]
+    test_at_threshold = evaluate_predictions(cfg, data.source, test_vids, a.shot, a.label, best["probs"]["test"], threshold)
+    test_at_decision = evaluate_predictions(cfg, data.source, test_vids, a.shot, a.label, best["probs"]["test"],
+                                            threshold, decision)
     # The score that needs no training, on the same splits: segment and the demo say when it would have done better.
     training_free = {s: feature_only_metrics(cfg, data.fm.rows, s, knn=False, source=data.source)["adjacent_ap"]
                      for s in data.eval_splits}
@@ -322,7 +341,8 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
                      {"method": method, "epoch": chosen.selected_epoch, "base_lr": chosen.base_lr,
                       "feature_dim": int(data.features.shape[1]), "boundary_head": cfg.model.boundary.head,
-                      "val_ap": val_ap, "training_free_val_ap": training_free.get("val")})
+                      "val_ap": val_ap, "training_free_val_ap": training_free.get("val"),
+                      "decision": {"rule": decision["rule"], "value": decision["value"]}})
     last = chosen.history[-1]
     report = {
         "method": method,
@@ -339,6 +359,9 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         # The same predictions thresholded where segment thresholds them (best F1 on val), not at the protocol's 0.5:
         # the 50/50 loss calibrates probabilities to a balanced prior, so 0.5 over-predicts boundaries.
         "test_at_val_threshold": test_at_threshold,
+        # ... and as segment decides them: the rule and value with the best val mIoU (bassl.eval.decision)
+        "decision": decision,
+        "test_at_val_decision": test_at_decision,
         "protocols": {
             "val_selected": {"epoch": chosen.selected_epoch, "test": best["record"]["test"],
                              "val": best["record"].get("val")} if "val" in data.eval_splits else None,

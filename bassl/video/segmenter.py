@@ -34,6 +34,7 @@ import torch
 from bassl.config import Config, config_from_dict
 from bassl.data.movienet import LayoutWriter, MovieNetSource
 from bassl.errors import DataError
+from bassl.eval.decision import decide
 from bassl.loaders.build import resolve_device
 from bassl.loaders.windows import neighbor_window
 from bassl.models.boundary_model import build_boundary_model
@@ -70,20 +71,6 @@ def load_model(path: Path) -> dict[str, Any]:
     raise DataError(f"{path}: format {fmt!r}; expected a segmenter.pt ({SEGMENTER_FORMAT}) or an encoder.pt ({WEIGHTS_FORMAT})")
 
 
-def frozen_boundaries(scores: np.ndarray, scene_shots: float, radius: int = 2) -> np.ndarray:
-    """``[N]`` bool: the ``round(N / scene_shots) - 1`` highest local maxima (within ``radius`` shots) of
-    ``scores``, never the last shot (which ends the last scene anyway)."""
-    n = len(scores)
-    want = max(0, round(n / scene_shots) - 1)
-    padded = np.pad(scores, radius, constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)  # [N, 2r+1]
-    peaks = np.flatnonzero((scores >= windows.max(axis=1)) & (np.arange(n) < n - 1))
-    chosen = peaks[np.argsort(-scores[peaks], kind="stable")[:want]]
-    out = np.zeros(n, dtype=bool)
-    out[chosen] = True
-    return out
-
-
 def scorer_line(mode: dict[str, Any]) -> str:
     """What scored the shots, and whether the training-free score did better on val when the model was trained."""
     if mode["mode"] != "fine-tuned":
@@ -91,6 +78,8 @@ def scorer_line(mode: dict[str, Any]) -> str:
                 "adjacent-shot dissimilarity of the frozen features"}[mode.get("scorer", "adjacent")]
         return f"{name} (no fine-tuning; {mode.get('scorer_reason', 'the default')})"
     line = f"fine-tuned boundary model, head {mode['boundary_head']}"
+    if "decision" in mode:
+        line += f", boundaries by {mode['decision']['rule']} at {mode['decision']['value']:.3g} (chosen on val)"
     val, free = mode.get("val_ap"), mode.get("training_free_val_ap")
     if val is not None and free is not None:
         line += f" (val AP {val:.1f}; the training-free adjacent score: {free:.1f})"
@@ -123,8 +112,10 @@ class Segmenter:
             self.boundary.load_state_dict(model["boundary"], strict=True)
             self.boundary.to(device).eval()
             self.threshold = float(model["threshold"])
+            # the rule chosen on val; a segmenter from before decision rules thresholds at its val threshold
+            self.decision = model.get("decision") or {"rule": "threshold", "value": self.threshold}
             self.mode = {"mode": "fine-tuned", "boundary_head": self.boundary_cfg.model.boundary.head,
-                         "threshold": self.threshold, "val_ap": model.get("val_ap"),
+                         "threshold": self.threshold, "decision": self.decision, "val_ap": model.get("val_ap"),
                          "training_free_val_ap": model.get("training_free_val_ap")}
         else:
             self.pp = PPScorer.from_export(model, self.encoder_cfg, self.encoder.feature_dim)
@@ -154,10 +145,10 @@ class Segmenter:
         if self.fine_tuned:
             rows = neighbor_window(np.arange(len(feats)), len(feats), self.boundary_cfg.window.neighbor_size)  # [N, 2K+1]
             prob = predict(self.boundary, torch.from_numpy(feats), rows, self.device)
-            ends = prob >= self.threshold
+            ends = decide(prob, self.decision["rule"], self.decision["value"])
         else:
             prob = label_free_scores(self.scorer, feats, self.pp, self.device)
-            ends = frozen_boundaries(prob, self.cfg.video.scene_shots)
+            ends = decide(prob, "count", self.cfg.video.scene_shots)
         ends[-1] = True
         return prob, ends
 
