@@ -112,6 +112,20 @@ def run_one(base: list[str], row: str, seed: int, out: Path) -> dict:
             "lr_candidates": report["lr"]["candidates"], "selected_epoch": report["selected_epoch"], **frozen, **times}
 
 
+def prepare_movies(cfg, out: Path) -> float:
+    """The synthetic movies and their shards under ``out`` (once; kept for later runs); returns the AP of chance on
+    test (the share of test shots that end a scene, x100)."""
+    from bassl.sharding.run import build_shards
+    from bassl.synth.generate import generate
+
+    if not (out / "shards" / "manifest.json").is_file():
+        print(generate(out / "movienet", cfg.synth).describe())
+        build_shards(cfg, out / "movienet", out / "shards")
+    labels = np.concatenate([a.boundary_labels(cfg.data.negative_label)
+                             for a in MovieNetSource.from_config(cfg.data).split("test").values()])
+    return 100.0 * float(np.mean(labels[labels >= 0] == 1))
+
+
 def cell(vals: list[float]) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
@@ -169,15 +183,7 @@ def main() -> None:
     base = [*BUDGET, f"data.root={out / 'movienet'}", f"data.shards={out / 'shards'}", *args.overrides]
     cfg = load_config(base)
 
-    from bassl.sharding.run import build_shards
-    from bassl.synth.generate import generate
-
-    if not (out / "shards" / "manifest.json").is_file():
-        print(generate(out / "movienet", cfg.synth).describe())
-        build_shards(cfg, out / "movienet", out / "shards")
-    test_labels = np.concatenate([a.boundary_labels(cfg.data.negative_label)
-                                  for a in MovieNetSource.from_config(cfg.data).split("test").values()])
-    chance = 100.0 * float(np.mean(test_labels[test_labels >= 0] == 1))
+    chance = prepare_movies(cfg, out)
     rows = []
     for seed in args.seeds:
         for row in args.methods:

@@ -28,11 +28,10 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from compare_methods import BUDGET, LR_GRID
+from compare_methods import BUDGET, LR_GRID, prepare_movies
 
 from bassl.config import load_config
 from bassl.data.features import load_features
-from bassl.data.movienet import MovieNetSource
 from bassl.eval.frozen_features import feature_only_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -148,8 +147,6 @@ def plot(rows: list[dict], monitor_curves: dict[str, list[dict]], path: Path) ->
 
 
 def main() -> None:
-    from bassl.sharding.run import build_shards
-    from bassl.synth.generate import generate
     from bassl.train.pretrain import read_metrics
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,13 +161,7 @@ def main() -> None:
     out = (args.out or Path("runs") / stem).resolve()
     base = [*BUDGET, *LONG, f"synth.source={args.source}", f"data.root={out / 'movienet'}",
             f"data.shards={out / 'shards'}", *args.overrides]
-    cfg = load_config(base)
-    if not (out / "shards" / "manifest.json").is_file():
-        print(generate(out / "movienet", cfg.synth).describe())
-        build_shards(cfg, out / "movienet", out / "shards")
-    labels = np.concatenate([a.boundary_labels(cfg.data.negative_label)
-                             for a in MovieNetSource.from_config(cfg.data).split("test").values()])
-    chance = 100.0 * float(np.mean(labels[labels >= 0] == 1))
+    chance = prepare_movies(load_config(base), out)
     rows = []
     for seed in args.seeds:
         for method in args.methods:

@@ -32,18 +32,26 @@ def export_weights(model: nn.Module, path: str | Path, config: dict[str, Any], e
     return path
 
 
-def load_weights(path: str | Path) -> dict[str, Any]:
-    """Read an export (ours, or an imported official checkpoint) without unpickling any object."""
+def read_model_file(path: str | Path, missing: str, unreadable: str = "") -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` of one of our files: no pickled object is ever executed. ``missing`` says
+    what to pass instead when the file is not there; ``unreadable`` is added when it is not a file of ours."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist; pass the encoder.pt written by `bassl pretrain` "
-                        "or by `bassl import-checkpoint`")
+        raise DataError(f"{path} does not exist; {missing}")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a weights file of ours
-        raise DataError(f"{path}: not a bassl weights file ({type(e).__name__}: {e}). Official BaSSL .ckpt files "
-                        "must be converted first: bassl import-checkpoint SRC DST") from e
-    if not isinstance(doc, dict) or "encoder" not in doc:
+    except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a file of ours
+        raise DataError(f"{path}: not a bassl model file ({type(e).__name__}: {e}){unreadable}") from e
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: holds a {type(doc).__name__}, not a bassl model file")
+    return doc
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """Read an export (ours, or an imported official checkpoint) without unpickling any object."""
+    doc = read_model_file(path, "pass the encoder.pt written by `bassl pretrain` or by `bassl import-checkpoint`",
+                          ". Official BaSSL .ckpt files must be converted first: bassl import-checkpoint SRC DST")
+    if "encoder" not in doc:
         raise DataError(f"{path}: no 'encoder' weights inside; expected a bassl export")
     return doc
 
@@ -69,15 +77,9 @@ def export_segmenter(path: str | Path, boundary_model: nn.Module, config: dict[s
 
 def load_segmenter(path: str | Path) -> dict[str, Any]:
     """Read a segmenter written by ``bassl finetune`` (without unpickling any object)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; `bassl finetune` writes segmenter.pt into its output directory "
-                        "(and `bassl demo` leaves one at <demo out>/segmenter.pt)")
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a file of ours
-        raise DataError(f"{path}: not a bassl segmenter ({type(e).__name__}: {e})") from e
-    if not isinstance(doc, dict) or doc.get("format") != SEGMENTER_FORMAT:
-        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise DataError(f"{path}: format {got!r}, expected {SEGMENTER_FORMAT!r} (a segmenter.pt from `bassl finetune`)")
+    doc = read_model_file(path, "`bassl finetune` writes segmenter.pt into its output directory (and `bassl demo` "
+                                "leaves one at <demo out>/segmenter.pt)")
+    if doc.get("format") != SEGMENTER_FORMAT:
+        raise DataError(f"{path}: format {doc.get('format')!r}, expected {SEGMENTER_FORMAT!r} (a segmenter.pt from "
+                        "`bassl finetune`)")
     return doc

@@ -40,7 +40,7 @@ from bassl.loaders.windows import neighbor_window
 from bassl.models.boundary_model import build_boundary_model
 from bassl.models.encoder import build_encoder
 from bassl.models.weights import FORMAT as WEIGHTS_FORMAT
-from bassl.models.weights import SEGMENTER_FORMAT
+from bassl.models.weights import SEGMENTER_FORMAT, read_model_file
 from bassl.sharding.run import build_shards
 from bassl.train.extract import encode_shots
 from bassl.train.finetune import predict
@@ -51,15 +51,9 @@ from bassl.video.scene_files import Scenes
 
 def load_model(path: Path) -> dict[str, Any]:
     """A segmenter or an encoder export, read without unpickling any object; anything else is a clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; pass a segmenter.pt from `bassl finetune` (or `bassl demo`), or an "
-                        "encoder.pt from `bassl pretrain` for segmentation without fine-tuning")
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a file of ours
-        raise DataError(f"{path}: not a bassl model file ({type(e).__name__}: {e})") from e
-    fmt = doc.get("format") if isinstance(doc, dict) else None
+    doc = read_model_file(path, "pass a segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt from "
+                                "`bassl pretrain` for segmentation without fine-tuning")
+    fmt = doc.get("format")
     if fmt == SEGMENTER_FORMAT:
         if doc.get("encoder") is None:
             raise DataError(f"{path}: this segmenter holds no encoder (its features' encoder.pt was missing when it "
