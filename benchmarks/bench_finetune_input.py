@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bassl.data.features import load_features, write_manifest, write_partition
+from bassl.data.features import load_features, write_feature_manifest, write_partition
 from bassl.loaders.finetune import batches
 from bassl.loaders.windows import neighbor_window
 
@@ -68,7 +68,7 @@ def main() -> None:
                 np.save(tmp / "npy" / vid / f"shot_{s:04d}.npy", feats[s])
             names.append(f"part-{m:05d}")
             write_partition(tmp / "parquet", names[-1], [vid] * args.shots, np.arange(args.shots), feats)
-        write_manifest(tmp / "parquet", names)
+        write_feature_manifest(tmp / "parquet", names)
         os.sync()
 
         # original style: shuffled anchors, 17 file loads per window, DataLoader workers

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from builders import MOVIES, clean_env, overrides, write_layout, write_shards
 
 from bassl.config import load_config
-from bassl.data.features import FeatureMatrix, load_features, write_manifest, write_partition
+from bassl.data.features import FeatureMatrix, load_features, write_feature_manifest, write_partition
 from bassl.errors import DataError
 from bassl.loaders.finetune import window_rows
 from bassl.models.weights import load_segmenter
@@ -134,7 +134,7 @@ def _finetune_layout(tmp_path: Path, dim: int = 8, splits: tuple[int, int, int] 
     fdir = tmp_path / "features"
     for j, vid in enumerate(ids):
         write_partition(fdir, f"part-{j:05d}", [vid] * 40, np.arange(40), feats[vid], {"method": "instance"})
-    write_manifest(fdir, [f"part-{j:05d}" for j in range(len(ids))])
+    write_feature_manifest(fdir, [f"part-{j:05d}" for j in range(len(ids))])
     return root, fdir
 
 

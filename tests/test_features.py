@@ -13,7 +13,7 @@ from bassl.data.features import (
     load_features,
     metadata_for,
     partition_done,
-    write_manifest,
+    write_feature_manifest,
     write_partition,
 )
 from bassl.errors import DataError
@@ -41,7 +41,7 @@ def test_round_trip_values_ids_metadata(tmp_path):
     perm = rng.permutation(len(v1))
     write_partition(tmp_path / "f", "part-00000", [v1[i] for i in perm], s1[perm], f1[perm], meta)
     write_partition(tmp_path / "f", "part-00001", v2, s2, f2, meta)
-    write_manifest(tmp_path / "f", ["part-00000", "part-00001"], meta)
+    write_feature_manifest(tmp_path / "f", ["part-00000", "part-00001"], meta)
     fm = load_features(tmp_path / "f")
     assert fm.video_ids == ["tt1", "tt2", "tt3"]
     np.testing.assert_array_equal(fm.counts, [3, 5, 4])
@@ -93,6 +93,6 @@ def test_missing_or_duplicate_shots_are_errors(tmp_path):
     with pytest.raises(DataError, match="extraction did not finish"):
         load_features(tmp_path)
     write_partition(tmp_path, "a", ["tt1", "tt1", "tt1"], np.array([0, 1, 1]), np.zeros((3, 2)))
-    write_manifest(tmp_path, ["a"])
+    write_feature_manifest(tmp_path, ["a"])
     with pytest.raises(DataError, match="movie tt1 does not have each shot exactly once"):
         load_features(tmp_path)

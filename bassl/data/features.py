@@ -75,7 +75,7 @@ def write_partition(
     return final
 
 
-def write_manifest(out_dir: str | Path, names: list[str], metadata: dict[str, str] | None = None) -> Path:
+def write_feature_manifest(out_dir: str | Path, names: list[str], metadata: dict[str, str] | None = None) -> Path:
     """List the finished partitions with their row counts and checksums; written last, atomically."""
     out_dir = Path(out_dir)
     parts = []

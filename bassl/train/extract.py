@@ -9,7 +9,6 @@ resumes, even on another number of ranks, and every shot is written exactly once
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,13 @@ from torch import nn
 from tqdm import tqdm
 
 from bassl.config import Config, config_from_dict, save_config, to_dict
-from bassl.data.features import metadata_for, partition_done, write_manifest, write_partition
+from bassl.data.features import metadata_for, partition_done, write_feature_manifest, write_partition
 from bassl.loaders.build import build_eval_loader
 from bassl.loaders.shards import open_shots
 from bassl.models.encoder import build_encoder
 from bassl.models.weights import load_weights
 from bassl.train.distributed import DistInfo, barrier, init_distributed
+from bassl.train.precision import autocast, inference_precision, resolve_precision
 
 MOVIES_PER_PARTITION = 16
 
@@ -39,13 +39,13 @@ def encode_shots(cfg: Config, encoder: nn.Module, device: torch.device, split: s
     loader = build_eval_loader(cfg, cfg.data.shards, split=split, rank=rank, world=world, device=device, movies=movies)
     was_training = encoder.training
     encoder.eval()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    cast = autocast(precision, device)
     vids: list[str] = []
     shots, feats = [], []
     for batch in loader:
         images = batch["images"]  # [B, F, 3, H, W]
         B, F = images.shape[:2]
-        with autocast:
+        with cast:
             out = encoder(images.flatten(0, 1))  # [B*F, D]
         feats.append(out.float().view(B, F, -1).mean(dim=1).cpu().numpy())  # [B, D]
         vids += [loader.movie_ids[int(v)] for v in batch["video_index"]]
@@ -93,9 +93,7 @@ def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, 
 def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, Any]:
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     out_dir = Path(out_dir)
-    precision = cfg.extract.precision
-    if precision == "auto":
-        precision = "bf16" if dist.device.type == "cuda" else "fp32"
+    precision = inference_precision(resolve_precision(cfg.extract.precision, dist.device, "extract.precision"))
     encoder, trained = load_encoder(weights, dist.device)
     metadata = {**metadata_for(weights, to_dict(cfg)), "split": cfg.extract.split, "method": trained.method}
     sha = metadata["checkpoint_sha256"]
@@ -119,7 +117,7 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
         rows += len(vids)
     barrier()
     if dist.is_main:
-        write_manifest(out_dir, names, {k: v for k, v in metadata.items() if k != "config"})
+        write_feature_manifest(out_dir, names, {k: v for k, v in metadata.items() if k != "config"})
         save_config(cfg, out_dir)
         print(f"[extract] features of {len(movies)} movies in {out_dir} ({rows} shots computed by rank 0 now)")
     return {"partitions": names, "rows_computed": rows, "out_dir": out_dir}

@@ -14,6 +14,7 @@ from bassl.errors import BasslError
 from bassl.eval.metrics import knn_precision
 from bassl.train.distributed import DistInfo
 from bassl.train.extract import encode_split_on_main
+from bassl.train.precision import inference_precision
 
 
 def knn_validation(cfg: Config, encoder: nn.Module, dist: DistInfo, precision: str) -> dict[int, float] | None:
@@ -24,7 +25,7 @@ def knn_validation(cfg: Config, encoder: nn.Module, dist: DistInfo, precision: s
         if dist.is_main:
             print(f"[pretrain] kNN validation skipped: {e}")
         return None
-    encoded = encode_split_on_main(cfg, encoder, dist, "test", "bf16" if precision == "bf16" else "fp32")
+    encoded = encode_split_on_main(cfg, encoder, dist, "test", inference_precision(precision))
     if encoded is None:
         return None
     vids, shots, feats = encoded

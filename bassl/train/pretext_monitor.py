@@ -38,6 +38,7 @@ from bassl.models import PretrainModel
 from bassl.train.distributed import DistInfo
 from bassl.train.extract import encode_split_on_main, movie_features
 from bassl.train.label_free import CHUNK, pp_probability
+from bassl.train.precision import inference_precision
 from bassl.train.pseudo_boundary import pseudo_boundary
 
 
@@ -195,7 +196,7 @@ def epoch_monitors(cfg: Config, model: PretrainModel, dist: DistInfo, precision:
     if isinstance(found, str):
         return found
     source, split = found
-    encoded = encode_split_on_main(cfg, model.encoder, dist, split, "bf16" if precision == "bf16" else "fp32")
+    encoded = encode_split_on_main(cfg, model.encoder, dist, split, inference_precision(precision))
     if encoded is None:
         return None
     return split_monitors(cfg, model, movie_features(*encoded), source, split, dist.device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from bassl.train.knn_monitor import knn_validation
 from bassl.train.lars import build_lars
 from bassl.train.meters import Meter
 from bassl.train.objectives import PretextLoss
+from bassl.train.precision import autocast, resolve_precision
 from bassl.train.pretext_monitor import describe, epoch_monitors
 from bassl.train.schedule import lr_multiplier, scaled_lr
 from bassl.train.stopping import StopRequested, write_run_state
@@ -53,15 +54,6 @@ class PretextModule(nn.Module):
 
     def forward(self, images: torch.Tensor, msm_mask: torch.Tensor | None, generator: torch.Generator) -> dict:
         return self.loss(self.model, images, msm_mask, generator)
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """auto: bf16 on GPU, fp32 on CPU (CPU bf16 is slower here and fp16 is not supported by DeepSpeed on CPU)."""
-    if requested == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if requested == "fp16" and device.type != "cuda":
-        raise ConfigError("pretrain.precision: fp16 needs a GPU (DeepSpeed has no fp16 on CPU); use fp32 or bf16")
-    return requested
 
 
 def deepspeed_config(cfg: Config, world: int, precision: str) -> dict[str, Any]:
@@ -143,7 +135,7 @@ def check_ranks_agree(model: nn.Module, dist: DistInfo) -> None:
 
 
 @dataclass
-class Run:
+class PretrainRun:
     """What the loop carries from step to step: the engine and its schedule, the counters, the logs."""
 
     cfg: Config
@@ -179,9 +171,8 @@ class Run:
                     {"step": self.step, "world_size": self.dist.world_size, "config": to_dict(self.cfg)})
 
 
-def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """One optimizer step on this rank's batch, in micro-batches; returns the ranks' mean of each loss term."""
-    lr = run.peak_lr * lr_multiplier(run.step, run.total_steps, run.cfg.optim.warmup_ratio)
+def train_step(run: PretrainRun, batch: dict[str, torch.Tensor], lr: float) -> dict[str, float]:
+    """One optimizer step at ``lr`` on this rank's batch, in micro-batches; returns the ranks' mean of each loss term."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     images, mask = batch["images"], batch.get("msm_mask")  # [B, T, 3, S, S], [B, 2K+1]
@@ -203,7 +194,7 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     return sums
 
 
-def log_interval(run: Run, epoch: int) -> None:
+def log_interval(run: PretrainRun, epoch: int) -> None:
     """The console line and the TensorBoard scalars of the last logging interval (rank 0)."""
     m, lr = run.meter.means(), run.history[-1]["lr"]
     terms = " ".join(f"{k} {v:.4f}" for k, v in m.items())
@@ -216,7 +207,7 @@ def log_interval(run: Run, epoch: int) -> None:
     run.writer.add_scalar("throughput/data_wait_share", run.meter.data_wait_share, run.step)
 
 
-def train_one_epoch(run: Run, loader: LoaderHandle, epoch: int) -> None:
+def train_one_epoch(run: PretrainRun, loader: LoaderHandle, epoch: int) -> None:
     """The rest of ``epoch`` from the loader's start step; returns early at ``last_step`` or on a stop signal."""
     cfg, dist = run.cfg, run.dist
     run.engine.train()
@@ -225,7 +216,7 @@ def train_one_epoch(run: Run, loader: LoaderHandle, epoch: int) -> None:
         data_s = time.perf_counter() - t_data
         t_step = time.perf_counter()
         lr = run.peak_lr * lr_multiplier(run.step, run.total_steps, cfg.optim.warmup_ratio)
-        sums = train_step(run, batch)
+        sums = train_step(run, batch, lr)
         run.step += 1
         step_s = time.perf_counter() - t_step
         images = batch["images"].shape[0] * batch["images"].shape[1] * dist.world_size
@@ -252,7 +243,7 @@ def train_one_epoch(run: Run, loader: LoaderHandle, epoch: int) -> None:
         t_data = time.perf_counter()
 
 
-def evaluate_epoch(run: Run, model: nn.Module, epoch: int) -> None:
+def evaluate_epoch(run: PretrainRun, model: nn.Module, epoch: int) -> None:
     """The end-of-epoch monitors (kNN on test, the pretext tasks on labelled movies): printed, in TensorBoard and
     in metrics.jsonl as ``{"step", "epoch", "eval": {...}}``. Every rank calls it."""
     cfg, dist = run.cfg, run.dist
@@ -331,8 +322,8 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
-    run = Run(cfg, dist, engine, optimizer,
-              torch.autocast(dist.device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext(),
+    run = PretrainRun(cfg, dist, engine, optimizer,
+              autocast(precision, dist.device),
               precision, peak_lr, total_steps, total_steps if max_steps is None else min(total_steps, max_steps),
               cfg.pretrain.micro_batch or loader.batch_size, out_dir, writer, StopRequested(dist.device))
 

@@ -177,14 +177,14 @@ def source_key(path: Path) -> dict[str, Any]:
     return {"source": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def record_path(root: Path, vid: str) -> Path:
+def ingest_record_path(root: Path, vid: str) -> Path:
     return root / RECORDS / f"{vid}.json"
 
 
 def finished(task: IngestTask) -> dict[str, Any] | None:
     """The record of a video this run can keep: same file (size, mtime) and settings, keyframes in place."""
     try:
-        rec = json.loads(record_path(task.root, task.video_id).read_text())
+        rec = json.loads(ingest_record_path(task.root, task.video_id).read_text())
     except (OSError, json.JSONDecodeError):
         return None
     layout = LayoutWriter(task.root)
@@ -213,7 +213,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
 
     path, vid, cfg = task.path, task.video_id, task.cfg
     layout = LayoutWriter(task.root)
-    record_path(task.root, vid).unlink(missing_ok=True)  # an older record must not vouch for what is replaced
+    ingest_record_path(task.root, vid).unlink(missing_ok=True)  # an older record must not vouch for what is replaced
     info = probe(path)
     detected = detect_shots(path, info, cfg)
     shots, count = detected.frames, detected.count
@@ -253,7 +253,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
            "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),
            **({"warning": warning} if warning else {})}
-    write_json(record_path(task.root, vid), rec)
+    write_json(ingest_record_path(task.root, vid), rec)
     return rec
 
 
