@@ -77,6 +77,7 @@ class AugmentConfig:
 @dataclass
 class EncoderConfig:
     arch: Literal["resnet50", "resnet18", "resnet_tiny"]
+    init: Literal["random", "imagenet"]
     zero_init_residual: bool
     sync_bn: Literal["auto", "on", "off"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from original_bassl import OriginalWrapper
 
 from bassl.cli import main
-from bassl.config import load_config
+from bassl.config import ConfigError, load_config
 from bassl.methods import method_info
 from bassl.models import build_encoder, build_pretrain_model
 from bassl.models.official_checkpoint import CheckpointError, import_official_checkpoint, our_name
@@ -126,3 +127,58 @@ def test_cli_import_checkpoint(tmp_path, capsys):
     assert "imported" in capsys.readouterr().out and dst.is_file()
     assert main(["import-checkpoint", "--ckpt", str(src), "--out", str(dst), "model_preset=tiny", "method=instance"]) == 1
     assert "unexpected keys" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# model.encoder.init=imagenet: torchvision's weights API and cache, no network
+# --------------------------------------------------------------------------------------------------
+
+
+def test_imagenet_init_loads_torchvisions_cached_file_and_names_it_when_missing(tmp_path, monkeypatch):
+    from torchvision.models import resnet18
+
+    from bassl.errors import DataError
+    from bassl.models.encoder import build_encoder
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # no download can happen, network or not
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    cfg = load_config(["model.encoder.arch=resnet18", "model.encoder.init=imagenet"]).model.encoder
+    cache = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(DataError) as err:
+        build_encoder(cfg)
+    assert str(cache) in str(err.value) and "https://download.pytorch.org/models/resnet18-f37072fd.pth" in str(err.value)
+    torch.manual_seed(3)
+    reference = resnet18(weights=None).state_dict()  # stands for the ImageNet file: torchvision's key layout
+    cache.parent.mkdir(parents=True, exist_ok=True)  # torch.hub made it trying
+    torch.save(reference, cache)
+    encoder = build_encoder(cfg)
+    assert all(torch.equal(v, reference[k]) for k, v in encoder.state_dict().items())  # every tensor, fc dropped
+    assert not any(k.startswith("fc.") for k in encoder.state_dict())
+    assert not torch.equal(build_encoder(cfg, initialise=False).conv1.weight, reference["conv1.weight"])
+    with pytest.raises(ConfigError, match="not resnet_tiny"):
+        build_encoder(load_config(["model_preset=tiny", "model.encoder.init=imagenet"]).model.encoder)
+
+
+def test_official_checkpoint_at_full_size_goes_to_segment_and_extract(tmp_path, pretrain_shards):
+    """ResNet-50 + CRN 768, the released checkpoints' layout and sizes: imported, then `bassl segment --model`
+    (label-free) and `bassl extract` take it as it is."""
+    from video_files import write_video
+
+    cfg = load_config(["method=bassl"])  # the paper's sizes
+    torch.manual_seed(0)
+    wrapper = OriginalWrapper(cfg, build_encoder(cfg.model.encoder), with_crn=True)
+    src = tmp_path / "model-v1.ckpt"
+    torch.save({"epoch": 9, "state_dict": wrapper.state_dict()}, src)
+    dst = tmp_path / "bassl.pt"
+    assert main(["import-checkpoint", "--ckpt", str(src), "--out", str(dst), "method=bassl"]) == 0
+    video = write_video(tmp_path / "clip.mp4", [12, 12, 12])
+    assert main(["segment", str(video), "--model", str(dst), "--out", str(tmp_path / "scenes")]) == 0
+    doc = json.loads((tmp_path / "scenes" / "scenes.json").read_text())
+    assert doc["mode"].startswith("frozen features") and len(doc["shots"]) == 3
+    assert main(["extract", "--weights", str(dst), "--out", str(tmp_path / "features"), f"data.shards={pretrain_shards}",
+                 "extract.split=pretrain", "extract.batch_size=8", "augment.eval_resize=64", "augment.image_size=56"]) == 0
+    from bassl.data.features import load_features
+
+    fm = load_features(tmp_path / "features")
+    assert fm.features.shape == (56, 2048) and fm.metadata["method"] == "bassl"

@@ -8,11 +8,14 @@ checkpoints load unchanged. Only the stem/stage widths are a parameter, which gi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from bassl.config import EncoderConfig
+from bassl.config import ConfigError, EncoderConfig
+from bassl.errors import DataError
 
 # arch -> (block, blocks per stage, stem width). Output dim = 8 * width * block.expansion.
 ARCHS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], list[int], int]] = {
@@ -67,9 +70,39 @@ class ShotEncoder(ResNet):
         return self._forward_impl(x)  # [N, 3, H, W] -> [N, D]
 
 
-def build_encoder(cfg: EncoderConfig) -> ShotEncoder:
-    """The shot encoder named by ``cfg.arch`` (random init, as the paper)."""
+# arch -> torchvision's ImageNet weights (the enum and member of torchvision.models), for model.encoder.init=imagenet
+IMAGENET = {"resnet50": ("ResNet50_Weights", "IMAGENET1K_V1"), "resnet18": ("ResNet18_Weights", "IMAGENET1K_V1")}
+
+
+def imagenet_state(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for ``arch`` through its own weights API and cache (``$TORCH_HOME/hub/
+    checkpoints``), without the classifier. A file that is not cached and cannot be fetched is an error naming both."""
+    from urllib.error import URLError
+
+    from torchvision import models
+
+    if arch not in IMAGENET:
+        raise ConfigError(f"model.encoder.init=imagenet: torchvision has ImageNet weights for {', '.join(IMAGENET)}, "
+                          f"not {arch}; set model.encoder.arch or model.encoder.init=random")
+    enum, member = IMAGENET[arch]
+    weights = getattr(models, enum)[member]
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        state = weights.get_state_dict(progress=False)
+    except (URLError, OSError, RuntimeError) as e:
+        raise DataError(f"model.encoder.init=imagenet: {cache} is not there and {weights.url} could not be fetched "
+                        f"({type(e).__name__}: {e}); download that file where there is a network and copy it to "
+                        f"{cache} (or point TORCH_HOME at a directory holding hub/checkpoints/{cache.name})") from e
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def build_encoder(cfg: EncoderConfig, initialise: bool = True) -> ShotEncoder:
+    """The shot encoder named by ``cfg.arch``: random init (the paper) or, with ``cfg.init=imagenet``, torchvision's
+    ImageNet weights. ``initialise=False`` skips loading those when saved weights are loaded right after."""
     if cfg.arch not in ARCHS:
         raise ValueError(f"model.encoder.arch: {cfg.arch!r} is unknown; choose one of {', '.join(ARCHS)}")
     block, layers, width = ARCHS[cfg.arch]
-    return ShotEncoder(block, layers, width=width, zero_init_residual=cfg.zero_init_residual)
+    encoder = ShotEncoder(block, layers, width=width, zero_init_residual=cfg.zero_init_residual)
+    if initialise and cfg.init == "imagenet":
+        encoder.load_state_dict(imagenet_state(cfg.arch), strict=True)
+    return encoder

@@ -85,7 +85,7 @@ def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, 
     """The encoder of an export, built from the config stored with it (so the architecture always matches)."""
     doc = load_weights(weights)
     trained = config_from_dict(doc["config"], source=str(weights))
-    encoder = build_encoder(trained.model.encoder)
+    encoder = build_encoder(trained.model.encoder, initialise=False)
     encoder.load_state_dict(doc["encoder"], strict=True)
     return encoder.to(device).eval(), trained
 

@@ -93,7 +93,7 @@ class Segmenter:
     def __init__(self, model: dict[str, Any], path: Path, cfg: Config, device: torch.device) -> None:
         self.path, self.cfg, self.device = Path(path), cfg, device
         self.encoder_cfg = config_from_dict(model["encoder"]["config"], source=str(path))
-        self.encoder = build_encoder(self.encoder_cfg.model.encoder)
+        self.encoder = build_encoder(self.encoder_cfg.model.encoder, initialise=False)
         self.encoder.load_state_dict(model["encoder"]["state"], strict=True)
         self.encoder.to(device).eval()
         self.fine_tuned = model["format"] == SEGMENTER_FORMAT
