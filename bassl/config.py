@@ -127,6 +127,7 @@ class LossConfig:
     pp: bool
     msm: bool
     pp_num_negatives: int
+    pp_negatives: Literal["uniform", "same_position"]
     msm_mask_prob: float
 
 

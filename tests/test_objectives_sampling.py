@@ -11,7 +11,15 @@ from bassl.config import load_config
 from bassl.loaders.sampling import msm_mask
 from bassl.methods import method_info
 from bassl.models import ContextualRelationNetwork, MaskedShotHead
-from bassl.train.objectives import cgm_loss, cgm_samples, msm_loss, nearest_neighbour, pp_loss, pp_samples
+from bassl.train.objectives import (
+    cgm_loss,
+    cgm_samples,
+    msm_loss,
+    nearest_neighbour,
+    pp_loss,
+    pp_samples,
+    same_position_negatives,
+)
 
 S, C = 17, 8
 
@@ -73,6 +81,40 @@ def test_pp_labels_the_boundary_shot_as_one():
     with torch.no_grad():
         head.weight.copy_(torch.eye(2).flip(0))
     assert pp_loss(h, head, bd, 2, g).item() > 5
+
+
+def test_same_position_negatives_sit_where_the_positive_sits_in_other_windows():
+    g = torch.Generator().manual_seed(5)
+    bd = torch.randint(0, S - 1, (32,))
+    other, keep = same_position_negatives(bd, 3, g)
+    assert other.shape == keep.shape == (32, 3)
+    i = torch.arange(32)[:, None].expand_as(other)
+    assert (other != i).all()  # another window
+    assert torch.equal(keep, bd[other] != bd[:, None])  # never that window's own pseudo-boundary
+    # a head that reads only the position cannot separate positives from these negatives: the loss stays ln 2
+    h = F.one_hot(torch.arange(S), S).float()[None].expand(32, S, S)  # state = the position, nothing else
+    head = torch.nn.Linear(S, 2)
+    for _ in range(200):  # fit it as well as it can
+        loss = pp_loss(h, head, bd, 3, torch.Generator().manual_seed(1), negatives="same_position")
+        head.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for p in head.parameters():
+                p -= 0.5 * p.grad
+    _, kept = same_position_negatives(bd, 3, torch.Generator().manual_seed(1))
+    q = 32 / (32 + int(kept.sum()))  # the share of positives: a constant guess does no better than its entropy
+    assert loss.item() > -(q * np.log(q) + (1 - q) * np.log(1 - q)) - 0.01
+    # with the paper's uniform negatives the same position-only head does much better than a constant guess
+    skewed = torch.where(torch.rand(32, generator=g) < 0.8, 0, 8)  # pseudo-boundaries mostly at position 0
+    head = torch.nn.Linear(S, 2)
+    for _ in range(200):
+        loss = pp_loss(h, head, skewed, 3, torch.Generator().manual_seed(1))
+        head.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for p in head.parameters():
+                p -= 0.5 * p.grad
+    assert loss.item() < 0.45  # a constant guess at 1 positive : 3 negatives: 0.56
 
 
 def test_msm_loss_regresses_masked_shots_only():

@@ -103,16 +103,34 @@ def cgm_samples(
     return pos, neg
 
 
+def same_position_negatives(bd: torch.Tensor, num_negatives: int, generator: torch.Generator | None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(windows [B, k], keep [B, k])``: for window i, other windows whose shot at position ``bd[i]`` is a negative;
+    ``keep`` is False where that shot is the other window's own pseudo-boundary (then it is no negative)."""
+    B = bd.shape[0]
+    shifts = 1 + (_uniform((num_negatives,), generator, bd.device) * max(B - 1, 1)).long().clamp(max=max(B - 2, 0))
+    other = (torch.arange(B, device=bd.device)[:, None] + shifts[None]) % B  # [B, k], never i itself when B > 1
+    return other, (bd[other] != bd[:, None]) & (other != torch.arange(B, device=bd.device)[:, None])
+
+
 def pp_loss(
-    h: torch.Tensor, head: nn.Module, bd: torch.Tensor, num_negatives: int, generator: torch.Generator | None
+    h: torch.Tensor, head: nn.Module, bd: torch.Tensor, num_negatives: int, generator: torch.Generator | None,
+    negatives: str = "uniform",
 ) -> torch.Tensor:
     """Pseudo-boundary prediction on unmasked CRN states ``h [B, S, H]``: the boundary shot is class 1,
-    ``num_negatives`` other shots per window are class 0; cross-entropy over all B(1+k) shots.
+    ``num_negatives`` shots per window are class 0; cross-entropy over all B(1+k) shots. ``negatives="uniform"``
+    (the paper) draws them from the window's other positions; ``"same_position"`` takes the shot at the same
+    position ``bd`` in other windows, so the position in the window cannot tell the classes apart.
     """
     B, S, _ = h.shape
-    neg = pp_samples(bd, S, num_negatives, generator)  # [B, k]
     b = torch.arange(B, device=h.device)
-    tokens = torch.cat([h[b, bd], h[b[:, None], neg].transpose(0, 1).flatten(0, 1)])  # [B(1+k), H]
+    if negatives == "same_position":
+        other, keep = same_position_negatives(bd, num_negatives, generator)  # [B, k]
+        neg_tokens = h[other, bd[:, None].expand_as(other)][keep]  # [M, H]
+    else:
+        neg = pp_samples(bd, S, num_negatives, generator)  # [B, k]
+        neg_tokens = h[b[:, None], neg].transpose(0, 1).flatten(0, 1)  # [B*k, H]
+    tokens = torch.cat([h[b, bd], neg_tokens])  # [B + negatives, H]
     labels = torch.zeros(tokens.shape[0], dtype=torch.long, device=h.device)
     labels[:B] = 1
     return F.cross_entropy(head(tokens), labels)
@@ -214,7 +232,7 @@ class PretextLoss:
         if cfg.pp or cfg.cgm:
             h, _ = model.crn(dense)  # a second, unmasked pass with its own dropout, as the original
             if cfg.pp:
-                out["pp"] = pp_loss(h, model.head_pp, pb.bd, cfg.pp_num_negatives, generator)
+                out["pp"] = pp_loss(h, model.head_pp, pb.bd, cfg.pp_num_negatives, generator, cfg.pp_negatives)
             if cfg.cgm:
                 out["cgm"] = cgm_loss(h, model.head_cgm, pb.bd, generator)
         return out
