@@ -231,6 +231,7 @@ class VideoConfig:
     workers: int
     scene_shots: float
     label_free_scorer: Literal["auto", "adjacent", "pp"]
+    bound_heap: bool
 
 
 @dataclass

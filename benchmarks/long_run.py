@@ -12,6 +12,7 @@ movies:
   rate, PP zero-shot AP, CGM balanced accuracy.
 
     .venv/bin/python benchmarks/long_run.py [--methods bassl instance] [--seeds 0 1] [--source drawn|photos]
+        [--steps 144 432 1512] [--out DIR] [--stem NAME] [key=value ...]
 
 Resumable (each stage's output is kept). Writes ``benchmarks/results/long_run[_photos].{json,md,png}``.
 """
@@ -155,9 +156,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[144, 432, 1512], help="where to stop and measure")
     p.add_argument("--source", choices=("drawn", "photos"), default="drawn", help="synth.source of the movies")
     p.add_argument("--out", type=Path, default=None, help="default runs/long_run[_photos]")
+    p.add_argument("--stem", default=None, help="results file name (default long_run[_photos])")
     p.add_argument("overrides", nargs="*", help="key=value, applied after the budget")
     args = p.parse_args()
-    stem = "long_run" + ("" if args.source == "drawn" else f"_{args.source}")
+    stem = args.stem or "long_run" + ("" if args.source == "drawn" else f"_{args.source}")
     out = (args.out or Path("runs") / stem).resolve()
     base = [*BUDGET, *LONG, f"synth.source={args.source}", f"data.root={out / 'movienet'}",
             f"data.shards={out / 'shards'}", *args.overrides]

@@ -8,6 +8,7 @@ plain BatchNorm for SyncBN), so the check itself is known to work before a GPU i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,6 +24,9 @@ DRY = os.environ.get("BASSL_GPU_DRY_RUN") == "1"
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not (torch.cuda.is_available() or DRY),
                                                   reason="needs CUDA (or BASSL_GPU_DRY_RUN=1 for the CPU dry run)")]
 DEVICE = torch.device("cpu") if DRY or not torch.cuda.is_available() else torch.device("cuda", 0)
+# The GPU machine receives DALI only after its first command (benchmarks/gpu_pack.py): until then the tests that are
+# not about DALI take the torch loader.
+LOADER = "dali" if importlib.util.find_spec("nvidia") and importlib.util.find_spec("nvidia.dali") else "torch"
 
 
 def test_dali_mixed_decode_matches_the_cpu_pipeline(pretrain_shards):
@@ -45,6 +49,7 @@ def test_bf16_pretraining_steps_decrease_the_loss(pretrain_shards, tmp_path):
 
     precision = "fp32" if DEVICE.type == "cpu" else "bf16"
     run = pretrain(load_config(overrides(pretrain_shards, f"pretrain.precision={precision}", "pretrain.epochs=4",
+                                         f"pretrain.loader={LOADER}",
                                          "optim.trust_coefficient=0.02")), tmp_path / "pt")
     totals = [h["total"] for h in run["history"]]
     assert all(np.isfinite(totals)) and np.mean(totals[-4:]) < np.mean(totals[:4]), totals
@@ -83,11 +88,12 @@ def test_extraction_and_finetuning_on_the_device(pretrain_shards, tmp_path):
     from bassl.train.extract import encode_shots
     from bassl.train.pretrain import pretrain
 
-    run = pretrain(load_config(overrides(pretrain_shards, "pretrain.epochs=1")), tmp_path / "pt")
+    run = pretrain(load_config(overrides(pretrain_shards, "pretrain.epochs=1", f"pretrain.loader={LOADER}")),
+                   tmp_path / "pt")
     from bassl.train.extract import load_encoder
 
     encoder, _ = load_encoder(run["export"], DEVICE)
-    cfg = load_config(overrides(pretrain_shards))
+    cfg = load_config(overrides(pretrain_shards, f"pretrain.loader={LOADER}"))
     precision = "fp32" if DEVICE.type == "cpu" else "bf16"
     vids, shots, feats = encode_shots(cfg, encoder, DEVICE, "test", precision=precision)
     cpu_encoder, _ = load_encoder(run["export"], torch.device("cpu"))

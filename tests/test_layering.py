@@ -16,7 +16,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "bassl"
 LAYERS = [
-    {"errors", "workers"},
+    {"errors", "workers", "memory"},
     {"data"},
     {"methods"},
     {"config", "configs"},

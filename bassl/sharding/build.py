@@ -49,18 +49,34 @@ def record_path(out_dir: Path, spec: ShardSpec) -> Path:
     return out_dir / BUILD_DIR / record_name(spec)
 
 
+def parse_record(data: bytes | str | None) -> dict | None:
+    """A shard's build record from its bytes; None when absent or unreadable (the shard is then rebuilt)."""
+    if data is None:
+        return None
+    try:
+        rec = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 def read_record(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return parse_record(path.read_bytes())
+    except OSError:
         return None
+
+
+def record_matches(rec: dict | None, plan_id: str, spec: ShardSpec) -> bool:
+    """Whether ``rec`` records this plan's build of this shard (a record of another plan or spec is stale)."""
+    return rec is not None and rec.get("plan_id") == plan_id and rec.get("spec") == spec.to_json()
 
 
 def finished_record(task: BuildTask) -> dict | None:
     """The record of this shard if what is on disk is exactly what it describes (size and sha256), else None."""
     out = Path(task.out_dir)
     rec = read_record(record_path(out, task.spec))
-    if rec is None or rec.get("plan_id") != task.plan_id or rec.get("spec") != task.spec.to_json():
+    if not record_matches(rec, task.plan_id, task.spec):
         return None
     if task.on_error == "error" and rec.get("skipped"):
         return None  # built in skip mode; rebuilding stops at the bad file, as this mode should

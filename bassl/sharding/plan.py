@@ -246,15 +246,23 @@ def plan_path(out_dir: Path) -> Path:
     return out_dir / BUILD_DIR / PLAN_NAME
 
 
+def parse_plan(data: bytes | str, where: Path) -> ShardPlan:
+    """The one reader of ``shard_plan.json`` bytes (from disk or a store), with an error that names the fix."""
+    try:
+        return ShardPlan.from_json(json.loads(data), where)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{where}: unreadable shard plan ({e}); remove it and run `bassl shard` again") from e
+
+
 def load_plan(out_dir: Path) -> ShardPlan | None:
     path = plan_path(out_dir)
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: unreadable plan ({e}); remove it and run `bassl shard` again") from e
-    return ShardPlan.from_json(data, path)
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: unreadable shard plan ({e}); remove it and run `bassl shard` again") from e
+    return parse_plan(data, path)
 
 
 def save_plan(plan: ShardPlan, out_dir: Path) -> Path:

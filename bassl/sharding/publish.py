@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bassl.data.storage import Store
-from bassl.sharding.build import read_record
+from bassl.sharding.build import parse_record, read_record, record_matches
 from bassl.sharding.plan import BUILD_DIR, PLAN_NAME, load_plan
 
 
@@ -29,10 +29,8 @@ def staging_dir(url: str) -> Path:
 
 
 def publish_shards(staging: Path, store: Store, summary, progress: bool = True):
-    """Upload this run's finished shards from ``staging`` to ``store`` (skipping those already there), then, when
-    the run built every part, merge there. Returns the summary, now naming the store."""
-    from bassl.sharding.run import merge_shards
-
+    """Upload this run's finished shards from ``staging`` to ``store`` (skipping those already there). Returns the
+    summary, now naming the store; :func:`bassl.sharding.run.build_shards` merges there once every part is in."""
     start = time.perf_counter()
     plan = load_plan(staging)
     store.write(f"{BUILD_DIR}/{PLAN_NAME}", (staging / BUILD_DIR / PLAN_NAME).read_bytes())
@@ -44,8 +42,8 @@ def publish_shards(staging: Path, store: Store, summary, progress: bool = True):
         local = read_record(staging / BUILD_DIR / name)
         remote_name = f"{BUILD_DIR}/{name}"
         if store.exists(remote_name):
-            there = json.loads(store.read(remote_name))
-            if there.get("plan_id") == local["plan_id"] and there.get("sha256") == local["sha256"] \
+            there = parse_record(store.read(remote_name))
+            if record_matches(there, plan.plan_id, spec) and there.get("sha256") == local["sha256"] \
                     and store.exists(local["name"]) and store.size(local["name"]) == local["bytes"]:
                 continue
         store.upload(staging / local["name"], local["name"])
@@ -53,8 +51,6 @@ def publish_shards(staging: Path, store: Store, summary, progress: bool = True):
         store.write(remote_name, (json.dumps(local, indent=1) + "\n").encode())
         uploaded += 1
     summary.out_dir = store.location
-    if part is None:
-        summary.manifest = merge_shards(store.location).manifest
     summary.seconds += time.perf_counter() - start
     print(f"[shard] published {uploaded} shard(s) to {store.location} ({len(mine) - uploaded} already there); "
           f"built in {staging}")

@@ -39,8 +39,27 @@ from bassl.data.movienet import MovieNetSource
 from bassl.data.shard_format import index_name, member_exts
 from bassl.data.storage import Store, is_remote
 from bassl.errors import DataError
-from bassl.sharding.build import REPORT_NAME, BuildTask, keep_or_build, read_record, record_name, record_path
-from bassl.sharding.plan import BUILD_DIR, PLAN_NAME, ShardPlan, ShardSpec, load_plan, make_plan, plan_settings, save_plan
+from bassl.sharding.build import (
+    REPORT_NAME,
+    BuildTask,
+    keep_or_build,
+    parse_record,
+    read_record,
+    record_matches,
+    record_name,
+    record_path,
+)
+from bassl.sharding.plan import (
+    BUILD_DIR,
+    PLAN_NAME,
+    ShardPlan,
+    ShardSpec,
+    load_plan,
+    make_plan,
+    parse_plan,
+    plan_settings,
+    save_plan,
+)
 from bassl.workers import process_maps, resolve_workers
 
 DEFAULT_SHARD_BYTES = 1_000_000_000  # ~1 GB: ~160 shards for MovieNet's 160 GB; a few hundred MB is fine too
@@ -192,7 +211,10 @@ def build_shards(
         local = Path(staging) if staging else staging_dir(str(out_dir))
         summary = build_shards(cfg, source_root, local, shard_bytes=shard_bytes, workers=workers, part=part,
                                on_error=on_error, progress=progress, publish=False)
-        return publish_shards(local, Store(out_dir), summary, progress=progress)
+        summary = publish_shards(local, Store(out_dir), summary, progress=progress)
+        if part is None:  # every part built and uploaded: merge in the store
+            summary.manifest = merge_shards(summary.out_dir).manifest
+        return summary
     if on_error not in ON_ERROR:
         raise DataError(f"on_error {on_error!r}: choose one of {', '.join(ON_ERROR)}")
     start = time.perf_counter()
@@ -259,14 +281,14 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
     if not store.exists(plan_name):
         raise DataError(f"{out}: no shard plan ({store.url(plan_name)}); run `bassl shard --source DIR "
                         f"--out {out}` (or its --part I/N array) before --merge")
-    plan = ShardPlan.from_json(json.loads(store.read(plan_name)), Path(plan_name))
+    plan = parse_plan(store.read(plan_name), Path(store.url(plan_name)))
     if source_root is not None and str(Path(source_root).expanduser().resolve()) != plan.settings["source"]:
         raise DataError(f"{out} was planned from {plan.settings['source']}, not {source_root}")
     records, missing = [], []
     for spec in plan.shards:
         name = f"{BUILD_DIR}/{record_name(spec)}"
-        rec = json.loads(store.read(name)) if store.exists(name) else None
-        if rec is None or rec.get("plan_id") != plan.plan_id or rec.get("spec") != spec.to_json():
+        rec = parse_record(store.read(name) if store.exists(name) else None)
+        if not record_matches(rec, plan.plan_id, spec):
             missing.append(spec.index)
             continue
         if not store.exists(rec["name"]) or store.size(rec["name"]) != rec["bytes"]:

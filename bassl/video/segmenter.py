@@ -37,6 +37,7 @@ from bassl.errors import DataError
 from bassl.eval.decision import decide
 from bassl.loaders.build import resolve_device
 from bassl.loaders.windows import neighbor_window
+from bassl.memory import bound_heap
 from bassl.models.boundary_model import build_boundary_model
 from bassl.models.encoder import build_encoder
 from bassl.models.weights import FORMAT as WEIGHTS_FORMAT
@@ -188,6 +189,8 @@ class Segmenter:
         """(ingest record, ``[N, 2+]`` shot frames, ``[N, D]`` features, when ingest ended, keyframe reader)."""
         if not video.is_file():
             raise DataError(f"{video}: no such video file")
+        if self.cfg.video.bound_heap:
+            bound_heap()  # memory independent of the video's length (bassl/memory.py)
 
         # ---- shots and keyframes ------------------------------------------------------------------------
         vid = assign_ids([video])[video]
