@@ -12,26 +12,19 @@ import shutil
 import time
 from pathlib import Path
 
-from bassl.config import Config
+from bassl.config import Config, settings_overrides
 
-# Sized to finish in about 4 minutes on 2 quiet CPU cores; every key is an ordinary config key. Why each differs from
-# the paper's MovieNet values: README, "A short run".
+# Sized to finish in about 4 minutes on 2 quiet CPU cores: the short-run settings (configs/short_run.yaml; why each
+# differs from the paper's MovieNet values: docs/results.md, "A short run") and the demo's own sizes below.
 DEMO_OVERRIDES = [
+    *settings_overrides("short_run"),
     "method=bassl",
-    "model_preset=tiny",
-    # 120 labelled movies (100 train) at half MovieNet's 240P: the tiny model sees 64-pixel crops anyway
-    "synth.width=216", "synth.height=120",
+    # 120 labelled movies (100 train)
     "synth.train_movies=100", "synth.val_movies=8", "synth.test_movies=12", "synth.pretrain_only_movies=4",
-    # pre-training: 144 steps of 32 windows whatever the data size; LARS lets a weight move about lr x trust per
-    # step, so a 144-step run needs a larger trust coefficient than the paper's 60k steps
-    "pretrain.effective_batch=32", "pretrain.epochs=2", "pretrain.epoch_shots=2304", "optim.trust_coefficient=0.02",
-    "pretrain.log_every=24", "pretrain.checkpoint_every=1000", "pretrain.knn_every_epoch=false",
-    "extract.batch_size=64",
     # fine-tuning the similarity head (model.boundary.head, the default): ~1,400 steps warmed up over the first 10 %,
     # at the better on val of two rates (one run each, ~20 s); on seed 0's val, 2.5e-4 / 1e-3 / 4e-3 / 1.6e-2 / 6.4e-2
-    # gave AP 42.4 / 45.3 / 48.4 / 50.5 / 45.2 (README, "Boundary heads"; the paper's 2.5e-6 learns nothing here)
-    "finetune.effective_batch=256", "finetune.epochs=30", "finetune.warmup_ratio=0.1", "finetune.base_lr=auto",
-    "finetune.lr_grid=[4e-3, 1.6e-2]",
+    # gave AP 42.4 / 45.3 / 48.4 / 50.5 / 45.2 (docs/results.md, "Boundary heads"; the paper's 2.5e-6 learns nothing)
+    "finetune.epochs=30", "finetune.lr_grid=[4e-3, 1.6e-2]",
 ]
 
 

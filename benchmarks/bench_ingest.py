@@ -14,9 +14,9 @@ scene accuracy and peak memory, on synthetic movies rendered to H.264 MP4 (their
 - with --model (a trained segmenter, e.g. the demo's) and/or --encoder (its pre-trained encoder.pt alone): scene AP
   and mIoU of `bassl segment` on the rendered movies.
 
-Writes benchmarks/results/ingest.{json,md}. ``--memory-only``: just segment's peak memory and speed on the movie and
-on it 10 times over, with ``video.bound_heap`` on (the default) and off, side by side; writes
-benchmarks/results/segment_memory.{json,md}.
+Writes benchmarks/results/ingest.{json,md}. ``--memory-only``: just ingest's and segment's peak memory and speed on
+the movie and on it 10 times over, with ``video.bound_heap`` on (the default) and off, side by side; writes
+benchmarks/results/memory_vs_length.{json,md}.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ def small_segmenter(path: Path, preset: str = "small") -> None:
                      {"config": to_dict(cfg), "state": pre.encoder.state_dict()}, {"method": "bassl"})
 
 
-def segment_memory(first: Path, work: Path) -> dict:
-    """Peak RSS and speed of ``bassl segment`` (small preset) on ``first`` and on it 10x, bound_heap on and off."""
+def memory_vs_length(first: Path, work: Path) -> dict:
+    """Peak RSS and speed of ``bassl ingest`` and ``bassl segment`` (small preset) on ``first`` and on it 10x,
+    ``video.bound_heap`` on and off."""
     from bassl.video.decode import probe
 
     small = work / "small_segmenter.pt"
@@ -113,33 +114,43 @@ def segment_memory(first: Path, work: Path) -> dict:
     long_video.parent.mkdir(exist_ok=True)
     concat(first, long_video, 10)
     rows = {}
-    for bound in ("true", "false"):
-        for name, video in (("one movie", first), ("the same movie 10x", long_video)):
-            length = probe(video).frames / 24
-            wall, rss, _ = timed([str(BIN / "bassl"), "segment", str(video), "--model", str(small), "--out",
-                                  str(work / f"seg_{video.stem}_{bound}"), "model_preset=small",
-                                  f"video.bound_heap={bound}"])
-            rows[f"bound_heap={bound}, {name}"] = {"video_s": length, "wall_s": wall, "x_realtime": length / wall,
-                                                   "peak_rss_mb": rss}
-            print(f"[bench_ingest] bound_heap={bound}, {name}: {rss} MB, {length / wall:.1f}x real time", flush=True)
-    return {"segment_memory": rows}
+    for command in ("ingest", "segment"):
+        for bound in ("true", "false"):
+            for name, video in (("one movie", first), ("the same movie 10x", long_video)):
+                length = probe(video).frames / 24
+                out = work / f"{command}_{video.stem}_{bound}"
+                cmd = ([str(BIN / "bassl"), "ingest", str(video), "--out", str(out), "--no-progress"] if command == "ingest"
+                       else [str(BIN / "bassl"), "segment", str(video), "--model", str(small), "--out", str(out),
+                             "model_preset=small"])
+                wall, rss, _ = timed([*cmd, f"video.bound_heap={bound}"])
+                rows[f"{command}, bound_heap={bound}, {name}"] = {
+                    "command": command, "bound_heap": bound, "video_s": length, "wall_s": wall,
+                    "x_realtime": length / wall, "peak_rss_mb": rss}
+                print(f"[bench_ingest] {command}, bound_heap={bound}, {name}: {rss} MB, {length / wall:.1f}x real time",
+                      flush=True)
+                shutil.rmtree(out, ignore_errors=True)
+    return {"memory_vs_length": rows}
 
 
-def write_segment_memory(result: dict) -> None:
-    rows = result["segment_memory"]
-    lines = [f"# segment: peak memory against the video's length ({result['date']}, {result['machine']})", "",
-             "`.venv/bin/python benchmarks/bench_ingest.py --memory-only`: `bassl segment` (small preset) on one "
-             "rendered 426x240 H.264 movie and on the same movie 10 times over, `video.bound_heap` on and off.", "",
-             "| setting, video | video | wall | x real time | peak RSS |", "|---|---|---|---|---|"]
+def write_memory_vs_length(result: dict) -> None:
+    rows = result["memory_vs_length"]
+    lines = [f"# ingest and segment: peak memory against the video's length ({result['date']}, {result['machine']})", "",
+             "`.venv/bin/python benchmarks/bench_ingest.py --memory-only`: `bassl ingest` and `bassl segment` (small "
+             "preset) on one rendered 426x240 H.264 movie and on the same movie 10 times over, `video.bound_heap` on "
+             "(the default) and off. Peak RSS: the largest of the command's processes.", "",
+             "| command, setting, video | video | wall | x real time | peak RSS |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['video_s']:.0f} s | {v['wall_s']:.1f} s | {v['x_realtime']:.1f} | {v['peak_rss_mb']} MB |"
               for k, v in rows.items()]
-    for bound in ("true", "false"):
-        one, ten = rows[f"bound_heap={bound}, one movie"], rows[f"bound_heap={bound}, the same movie 10x"]
-        lines.append(f"\nbound_heap={bound}: 10x the length, {100 * (ten['peak_rss_mb'] / one['peak_rss_mb'] - 1):+.1f} % "
-                     "peak memory.")
+    lines.append("")
+    for command in ("ingest", "segment"):
+        for bound in ("true", "false"):
+            one = rows[f"{command}, bound_heap={bound}, one movie"]
+            ten = rows[f"{command}, bound_heap={bound}, the same movie 10x"]
+            lines.append(f"- {command}, bound_heap={bound}: 10x the length, "
+                         f"{100 * (ten['peak_rss_mb'] / one['peak_rss_mb'] - 1):+.1f} % peak memory.")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "segment_memory.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "segment_memory.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "memory_vs_length.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "memory_vs_length.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -213,7 +224,8 @@ def main() -> None:
     p.add_argument("--encoder", type=Path, help="a pre-trained encoder.pt alone: scene metrics from frozen features")
     p.add_argument("--data", type=Path, help="reuse a directory of rendered movies made by an earlier run")
     p.add_argument("--memory-only", action="store_true",
-                   help="only segment's memory, bound_heap on and off; writes results/segment_memory.{json,md}")
+                   help="only ingest's and segment's memory against length, bound_heap on and off; writes "
+                        "results/memory_vs_length.{json,md}")
     p.add_argument("--scenes-only", action="store_true",
                    help="only the scene metrics of --model and --encoder; writes results/ingest_scenes.{json,md}")
     args = p.parse_args()
@@ -233,7 +245,7 @@ def main() -> None:
                     "video_seconds": seconds}
 
     if args.memory_only:
-        write_segment_memory({**result, **segment_memory(videos / f"{plans[0].video_id}.mp4", work)})
+        write_memory_vs_length({**result, **memory_vs_length(videos / f"{plans[0].video_id}.mp4", work)})
         shutil.rmtree(work, ignore_errors=True)
         return
 

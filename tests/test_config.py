@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from importlib import resources
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from bassl.config import (
     dump_config,
     load_config,
     save_config,
+    settings_overrides,
     to_dict,
     validate_world,
 )
@@ -36,9 +38,9 @@ def test_every_default_lives_in_default_yaml_alone(monkeypatch):
     for cls in sections:
         for f in dataclasses.fields(cls):
             assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, (cls, f.name)
-    import bassl.config as config_mod
+    import bassl.config.compose as config_mod
 
-    real = config_mod._read_yaml
+    real = config_mod.read_yaml
 
     def without_epochs(path):
         data = real(path)
@@ -46,7 +48,7 @@ def test_every_default_lives_in_default_yaml_alone(monkeypatch):
             del data["finetune"]["epochs"]
         return data
 
-    monkeypatch.setattr(config_mod, "_read_yaml", without_epochs)
+    monkeypatch.setattr(config_mod, "read_yaml", without_epochs)
     with pytest.raises(ConfigError, match=r"finetune\.epochs have no value; configs/default.yaml must define"):
         load_config()
 
@@ -104,6 +106,24 @@ def test_override_values_parse_as_yaml():
     assert cfg.optim.base_lr == pytest.approx(1e-4)
     assert cfg.augment.crop_scale == (0.2, 0.9)
     assert cfg.compat.temporal_same_shot is True
+
+
+def test_settings_file_as_overrides_loads_as_written_and_later_keys_win(tmp_path):
+    # short_run.yaml read back through key=value: every leaf in the file, with its type, lands in the config
+    path = tmp_path / "config.yaml"
+    save_config(load_config(settings_overrides("short_run")), tmp_path)
+    written = yaml.safe_load(path.read_text())
+    short = yaml.safe_load(resources.files("bassl.configs").joinpath("short_run.yaml").read_text())
+    for section, values in short.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                assert written[section][key] == value, f"{section}.{key}"
+                assert type(written[section][key]) is type(value)
+        else:
+            assert written[section] == values
+    assert load_config(settings_overrides("short_run")).optim.trust_coefficient != load_config([]).optim.trust_coefficient
+    cfg = load_config([*settings_overrides("short_run"), "optim.trust_coefficient=0.05", "model_preset=small"])
+    assert cfg.optim.trust_coefficient == 0.05 and cfg.model_preset == "small"
 
 
 @pytest.mark.parametrize(

@@ -235,8 +235,11 @@ def test_resume_keeps_verified_shards_and_rebuilds_the_rest(source, reference, t
     corrupt[700] ^= 0xFF  # same size, wrong checksum
     (out / names[2]).write_bytes(bytes(corrupt))
     (out / ".shard-build" / names[3].replace(".tar", ".json")).unlink()  # moved into place, record not written
+    (out / ".shard-build" / names[0].replace(".tar", ".json")).write_text('{"plan_id": ')  # a record cut short
+    older = out / ".shard-build" / names[4].replace(".tar", ".json")  # a record of another shape is not trusted
+    older.write_text(json.dumps({k: v for k, v in json.loads(older.read_text()).items() if k != "index_sha256"}))
     summary = build(source, out)
-    assert (summary.built, summary.kept) == (3, len(names) - 3)
+    assert (summary.built, summary.kept) == (5, len(names) - 5)
     assert shard_files(out) == shard_files(reference)
     assert not list(out.glob(".*.tmp"))
 

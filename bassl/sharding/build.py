@@ -2,9 +2,9 @@
 
 Keyframe bytes are copied into a deterministic tar (:mod:`bassl.data.shard_format`), hashed as they are written;
 the DALI index comes from the offsets we wrote. Files appear under their final names only through the atomic
-writer (:mod:`bassl.data.atomic`): the tar and its index, then the shard's record (``.shard-build/
-shard-NNNNNN.json``: size, sha256, what it holds). A shard is finished when its record exists and its bytes
-match it, so a killed run rebuilds only what it had not finished.
+writer (:mod:`bassl.data.atomic`): the tar and its index, then the shard's record (:mod:`bassl.sharding.record`:
+size, sha256, what it holds). A shard is finished when its record exists and its bytes match it, so a killed run
+rebuilds only what it had not finished.
 
 With ``on_error="skip"`` a bad keyframe is left out and the shot keeps its other keyframes; a shot with none
 left is left out as a whole (the loaders fill it from a neighbour). Both are listed in the record.
@@ -15,17 +15,17 @@ Only the standard library is imported here, so spawned workers start in millisec
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bassl.data.atomic import atomic_path, write_json
-from bassl.data.checksums import file_sha256
+from bassl.data.atomic import atomic_path
 from bassl.data.manifest import Problem
 from bassl.data.movienet import keyframe_name, shot_pattern
 from bassl.data.shard_format import TarStream, index_name, index_text, keyframe_ext, sample_json, sample_key
+from bassl.data.storage import Store
 from bassl.errors import DataError
-from bassl.sharding.plan import BUILD_DIR, ShardSpec
+from bassl.sharding.plan import ShardSpec
+from bassl.sharding.record import ShardRecord
 
 REPORT_NAME = "shard_report.json"
 
@@ -41,57 +41,16 @@ class BuildTask:
     spec: ShardSpec
 
 
-def record_name(spec: ShardSpec) -> str:
-    return spec.name.replace(".tar", ".json")
-
-
-def record_path(out_dir: Path, spec: ShardSpec) -> Path:
-    return out_dir / BUILD_DIR / record_name(spec)
-
-
-def parse_record(data: bytes | str | None) -> dict | None:
-    """A shard's build record from its bytes; None when absent or unreadable (the shard is then rebuilt)."""
-    if data is None:
-        return None
-    try:
-        rec = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
-def read_record(path: Path) -> dict | None:
-    try:
-        return parse_record(path.read_bytes())
-    except OSError:
-        return None
-
-
-def record_matches(rec: dict | None, plan_id: str, spec: ShardSpec) -> bool:
-    """Whether ``rec`` records this plan's build of this shard (a record of another plan or spec is stale)."""
-    return rec is not None and rec.get("plan_id") == plan_id and rec.get("spec") == spec.to_json()
-
-
-def finished_record(task: BuildTask) -> dict | None:
-    """The record of this shard if what is on disk is exactly what it describes (size and sha256), else None."""
+def finished_record(task: BuildTask) -> ShardRecord | None:
+    """The record of this shard if what is on disk is exactly what it describes (sizes and sha256s), else None."""
     out = Path(task.out_dir)
-    rec = read_record(record_path(out, task.spec))
-    if not record_matches(rec, task.plan_id, task.spec):
-        return None
-    if task.on_error == "error" and rec.get("skipped"):
-        return None  # built in skip mode; rebuilding stops at the bad file, as this mode should
-    tar, idx = out / rec["name"], out / rec["index"]
-    try:
-        if tar.stat().st_size != rec["bytes"] or idx.stat().st_size != rec["index_bytes"]:
-            return None
-    except OSError:
-        return None
-    if hashlib.sha256(idx.read_bytes()).hexdigest() != rec["index_sha256"] or file_sha256(tar) != rec["sha256"]:
-        return None
-    return rec
+    rec = ShardRecord.read(out / ShardRecord.file_name(task.spec))
+    if rec is None or (task.on_error == "error" and rec.skipped):
+        return None  # no record, or built in skip mode: rebuilding stops at the bad file, as this mode should
+    return rec if rec.finished(task.plan_id, task.spec, Store(out), verify_hashes=True) else None
 
 
-def build_shard(task: BuildTask) -> dict:
+def build_shard(task: BuildTask) -> ShardRecord:
     """Write one shard, its DALI index and its record; returns the record."""
     out, spec = Path(task.out_dir), task.spec
     frames = task.frames_root
@@ -99,7 +58,7 @@ def build_shard(task: BuildTask) -> dict:
     hasher = hashlib.sha256()
     skipped: list[dict] = []
     ranges: list[dict] = []
-    record_path(out, spec).unlink(missing_ok=True)  # an older record must not vouch for the files replaced below
+    (out / ShardRecord.file_name(spec)).unlink(missing_ok=True)  # an older record must not vouch for the files replaced below
     # A crash before the record leaves a shard with no record, which the next run rebuilds.
     with atomic_path(tar_path) as tmp_tar, atomic_path(idx_path) as tmp_idx:
         with open(tmp_tar, "wb", buffering=0) as f:
@@ -131,20 +90,10 @@ def build_shard(task: BuildTask) -> dict:
             size = stream.close()
         index = index_text(stream.index).encode()
         tmp_idx.write_bytes(index)
-    record = {
-        "plan_id": task.plan_id,
-        "spec": spec.to_json(),
-        "name": spec.name,
-        "index": idx_path.name,
-        "samples": len(stream.index),
-        "bytes": size,
-        "sha256": hasher.hexdigest(),
-        "index_bytes": len(index),
-        "index_sha256": hashlib.sha256(index).hexdigest(),
-        "movies": ranges,
-        "skipped": skipped,
-    }
-    write_json(record_path(out, spec), record)
+    record = ShardRecord(plan_id=task.plan_id, spec=spec.to_json(), name=spec.name, index=idx_path.name,
+                         samples=len(stream.index), bytes=size, sha256=hasher.hexdigest(), index_bytes=len(index),
+                         index_sha256=hashlib.sha256(index).hexdigest(), movies=ranges, skipped=skipped)
+    record.write(out)
     return record
 
 
@@ -156,7 +105,7 @@ def _extend(ranges: list[dict], video_id: str, shot: int) -> None:
         ranges.append({"video_id": video_id, "first_shot": shot, "last_shot": shot, "shots": 1})
 
 
-def keep_or_build(task: BuildTask) -> tuple[dict, bool]:
+def keep_or_build(task: BuildTask) -> tuple[ShardRecord, bool]:
     """(record, kept): keep a finished shard (verified by size and sha256), otherwise build it."""
     rec = finished_record(task)
     if rec is not None:

@@ -11,15 +11,14 @@ written by :func:`bassl.sharding.run.merge_shards` against the store.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from bassl.data.storage import Store
-from bassl.sharding.build import parse_record, read_record, record_matches
 from bassl.sharding.plan import BUILD_DIR, PLAN_NAME, load_plan
+from bassl.sharding.record import ShardRecord
 
 
 def staging_dir(url: str) -> Path:
@@ -38,17 +37,15 @@ def publish_shards(staging: Path, store: Store, summary, progress: bool = True):
     mine = [s for s in plan.shards if part is None or s.index % part[1] == part[0]]
     uploaded = 0
     for spec in tqdm(mine, unit="shard", desc="publish", disable=not progress):
-        name = spec.name.replace(".tar", ".json")
-        local = read_record(staging / BUILD_DIR / name)
-        remote_name = f"{BUILD_DIR}/{name}"
-        if store.exists(remote_name):
-            there = parse_record(store.read(remote_name))
-            if record_matches(there, plan.plan_id, spec) and there.get("sha256") == local["sha256"] \
-                    and store.exists(local["name"]) and store.size(local["name"]) == local["bytes"]:
+        name = ShardRecord.file_name(spec)
+        local = ShardRecord.read(staging / name)
+        if store.exists(name):
+            there = ShardRecord.parse(store.read(name))
+            if there == local and there.finished(plan.plan_id, spec, store):
                 continue
-        store.upload(staging / local["name"], local["name"])
-        store.upload(staging / local["index"], local["index"])
-        store.write(remote_name, (json.dumps(local, indent=1) + "\n").encode())
+        store.upload(staging / local.name, local.name)
+        store.upload(staging / local.index, local.index)
+        store.upload(staging / name, name)  # the record last: it vouches for the two files above
         uploaded += 1
     summary.out_dir = store.location
     summary.seconds += time.perf_counter() - start

@@ -39,27 +39,19 @@ from bassl.data.movienet import MovieNetSource
 from bassl.data.shard_format import index_name, member_exts
 from bassl.data.storage import Store, is_remote
 from bassl.errors import DataError
-from bassl.sharding.build import (
-    REPORT_NAME,
-    BuildTask,
-    keep_or_build,
-    parse_record,
-    read_record,
-    record_matches,
-    record_name,
-    record_path,
-)
+from bassl.sharding.build import REPORT_NAME, BuildTask, keep_or_build
 from bassl.sharding.plan import (
     BUILD_DIR,
     PLAN_NAME,
     ShardPlan,
-    ShardSpec,
     load_plan,
     make_plan,
     parse_plan,
     plan_settings,
     save_plan,
+    shard_name,
 )
+from bassl.sharding.record import ShardRecord
 from bassl.workers import process_maps, resolve_workers
 
 DEFAULT_SHARD_BYTES = 1_000_000_000  # ~1 GB: ~160 shards for MovieNet's 160 GB; a few hundred MB is fine too
@@ -238,23 +230,23 @@ def build_shards(
             for rec, kept in maps.unordered(keep_or_build, tasks):
                 summary.kept += kept
                 summary.built += not kept
-                summary.samples += rec["samples"]
-                summary.bytes += rec["bytes"]
-                summary.built_bytes += 0 if kept else rec["bytes"]
-                bar.update(sum(r["stop"] - r["first"] for r in rec["spec"]["runs"]))
+                summary.samples += rec.samples
+                summary.bytes += rec.bytes
+                summary.built_bytes += 0 if kept else rec.bytes
+                bar.update(rec.shots)
                 bar.set_postfix_str(f"{summary.bytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.0f} MB/s", refresh=False)
-    summary.skipped = _skipped(plan, [read_record(record_path(out, t.spec)) or {} for t in tasks])
+    summary.skipped = _skipped(plan, [r for t in tasks if (r := ShardRecord.read(out / ShardRecord.file_name(t.spec)))])
     if part is None and publish:
         summary.manifest = merge_shards(out).manifest
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _skipped(plan: ShardPlan, records: list[dict]) -> list[dict]:
+def _skipped(plan: ShardPlan, records: list[ShardRecord]) -> list[dict]:
     """What was left out, in (movie, shot, keyframe) order: the plan's problems (missing files) and the builders'
     (broken files), each once (a keyframe missing at planning is met again while building)."""
     out: dict[tuple, dict] = {}
-    for p in [asdict(p) for p in plan.problems] + [p for r in records for p in r.get("skipped", [])]:
+    for p in [asdict(p) for p in plan.problems] + [p for r in records for p in r.skipped]:
         out.setdefault((p["video_id"], p["shot"], p.get("keyframe"), p["path"]), {**p, "keyframe": p.get("keyframe")})
 
     def order(p: dict) -> tuple:
@@ -286,17 +278,14 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         raise DataError(f"{out} was planned from {plan.settings['source']}, not {source_root}")
     records, missing = [], []
     for spec in plan.shards:
-        name = f"{BUILD_DIR}/{record_name(spec)}"
-        rec = parse_record(store.read(name) if store.exists(name) else None)
-        if not record_matches(rec, plan.plan_id, spec):
-            missing.append(spec.index)
-            continue
-        if not store.exists(rec["name"]) or store.size(rec["name"]) != rec["bytes"]:
+        name = ShardRecord.file_name(spec)
+        rec = ShardRecord.parse(store.read(name) if store.exists(name) else None)
+        if rec is None or not rec.finished(plan.plan_id, spec, store):
             missing.append(spec.index)
             continue
         records.append(rec)
     if missing:
-        few = ", ".join(shard_name_of(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        few = ", ".join(shard_name(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise DataError(f"{out}: {len(missing)} of {len(plan.shards)} shards are not finished ({few}). Run the parts "
                         f"that build them again (with --part I/N, shard i belongs to part i % N), or run "
                         f"`bassl shard` without --part; finished shards are kept.")
@@ -312,7 +301,7 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         # the shot is in the shards with its other keyframes
         "skipped_keyframes": [p for p in skipped if p["keyframe"] is not None],
         "skipped": skipped,
-        "empty_shards": [r["name"] for r in records if r["samples"] == 0],
+        "empty_shards": [r.name for r in records if r.samples == 0],
     }
     store.write(REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
     path = write_manifest(store, manifest)  # last: a reader finds a manifest only when everything it lists is there
@@ -321,21 +310,17 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
                         seconds=time.perf_counter() - start, skipped=skipped, manifest=path)
 
 
-def shard_name_of(index: int) -> str:
-    return ShardSpec(index, (), 0).name
-
-
-def _manifest(plan: ShardPlan, records: list[dict]) -> dict:
+def _manifest(plan: ShardPlan, records: list[ShardRecord]) -> dict:
     shards = []
     movies: dict[str, dict] = {}
     for rec in records:
-        if rec["samples"] == 0:  # every shot skipped: a valid but empty tar, which readers would trip over
+        if rec.samples == 0:  # every shot skipped: a valid but empty tar, which readers would trip over
             continue
-        for r in rec["movies"]:
+        for r in rec.movies:
             m = movies.setdefault(r["video_id"], {"num_shots": plan.movies[r["video_id"]], "shots": 0, "shards": []})
             m["shots"] += r["shots"]
             m["shards"].append(len(shards))
-        shards.append({k: rec[k] for k in ("name", "index", "samples", "bytes", "sha256", "index_sha256", "movies")})
+        shards.append(rec.manifest_entry())
     splits = {name: [v for v in vids if v in movies] for name, vids in plan.splits.items()}
     members = {name: set(vids) for name, vids in splits.items()}
     for vid, m in movies.items():

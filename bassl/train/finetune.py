@@ -205,22 +205,43 @@ def lr_candidates(f: FinetuneConfig, method: str) -> list[float]:
 
 
 @dataclass
+class SelectedEpoch:
+    """The epoch a run keeps: its history record (epoch, train_loss, metrics per scored split) and, for the run
+    that is chosen, the model state and the probabilities per scored split (dropped from the others)."""
+
+    record: dict[str, Any]
+    state: dict[str, torch.Tensor] | None = None
+    probs: dict[str, np.ndarray] | None = None
+
+    @property
+    def epoch(self) -> int:
+        return self.record["epoch"]
+
+    @property
+    def val(self) -> dict[str, float] | None:
+        return self.record.get("val")
+
+    @property
+    def val_ap(self) -> float | None:
+        return None if self.val is None else self.val["ap"]
+
+    @property
+    def test(self) -> dict[str, float]:
+        return self.record["test"]
+
+
+@dataclass
 class Candidate:
     """One fine-tuning run at one learning rate, with its epoch chosen as ``select_on`` says."""
 
     base_lr: float
     lr: float
     history: list[dict[str, Any]]
-    best: dict[str, Any]  # the selected epoch: record, model state, probabilities per evaluated split
-
-    @property
-    def selected_epoch(self) -> int:
-        return self.best["record"]["epoch"]
+    best: SelectedEpoch
 
     def summary(self) -> dict[str, Any]:
-        r = self.best["record"]
-        return {"base_lr": self.base_lr, "lr": self.lr, "selected_epoch": self.selected_epoch,
-                "val": r.get("val"), "test": r["test"]}
+        return {"base_lr": self.base_lr, "lr": self.lr, "selected_epoch": self.best.epoch,
+                "val": self.best.val, "test": self.best.test}
 
 
 def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str, crn_state: dict | None,
@@ -248,7 +269,7 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
               f"{cfg.model.boundary.head} ({crn}); {len(data.train)} train windows, "
               f"{steps_per_epoch} steps/epoch x {f.epochs} epochs, lr {lr:g} (base {base_lr:g} at {f.reference_batch})")
     history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
+    best: SelectedEpoch | None = None
     step = 0
     for epoch in range(f.epochs):
         loss, step = train_one_epoch(engine, optimizer, data, cfg, dist, epoch, step, lr, total)
@@ -256,7 +277,7 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
         if dist.is_main:
             # Selecting on val, test is scored only where it is reported: at each new best epoch and the last one.
             metrics, probs = evaluate_epoch(cfg, engine.module, data, dist.device, ["val"] if select_on == "val" else ["test"])
-            improved = select_on != "val" or best is None or metrics["val"]["ap"] > best["record"]["val"]["ap"]
+            improved = select_on != "val" or best is None or metrics["val"]["ap"] > best.val_ap
             if "test" not in metrics and (improved or epoch == f.epochs - 1):
                 test_metrics, test_probs = evaluate_epoch(cfg, engine.module, data, dist.device, ["test"])
                 metrics, probs = {**metrics, **test_metrics}, {**probs, **test_probs}
@@ -264,7 +285,7 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
             print(f"[finetune] epoch {epoch + 1}: loss {record['train_loss']:.4f} | "
                   + " | ".join(f"{s} AP {record[s]['ap']:.2f} mIoU {record[s]['miou']:.2f}" for s in metrics))
             if improved:
-                best = {"record": record, "state": copy.deepcopy(engine.module.state_dict()), "probs": probs}
+                best = SelectedEpoch(record, copy.deepcopy(engine.module.state_dict()), probs)
         history.append(record)
     barrier()
     return Candidate(base_lr, lr, history, best) if dist.is_main else None
@@ -303,25 +324,25 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         if run is None:
             continue
         candidates.append(run)
-        if chosen is None or (select_on == "val" and run.best["record"]["val"]["ap"] > chosen.best["record"]["val"]["ap"]):
+        if chosen is None or (select_on == "val" and run.best.val_ap > chosen.best.val_ap):
             chosen = run
         for c in candidates:  # only the chosen run's weights and probabilities are kept
             if c is not chosen:
-                c.best = {"record": c.best["record"]}
+                c.best = SelectedEpoch(c.best.record)
     if not dist.is_main:
         return {}
     if len(candidates) > 1:
         print("[finetune] lr chosen on val: " + ", ".join(
-            f"{c.base_lr:g}{' *' if c is chosen else ''} (val AP {c.best['record']['val']['ap']:.2f})" for c in candidates))
+            f"{c.base_lr:g}{' *' if c is chosen else ''} (val AP {c.best.val_ap:.2f})" for c in candidates))
 
     # ---- outputs -------------------------------------------------------------------------------------
     best = chosen.best
     model = build_boundary_model(cfg, data.features.shape[1])
-    model.load_state_dict(best["state"])
+    model.load_state_dict(best.state)
     threshold = 0.5
     decision: dict[str, Any] = {"rule": "threshold", "value": threshold}
     if "val" in data.eval_splits:  # selecting on test (the original protocol) leaves val unscored until here
-        val_probs = best["probs"].get("val")
+        val_probs = best.probs.get("val")
         if val_probs is None:
             val_probs = predict(model, data.features, data.rows["val"], dist.device)
         threshold = best_f1_threshold(data.anchors["val"].label, val_probs)
@@ -330,16 +351,16 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
               f"(val mIoU {decision['miou']:.2f})")
     a = data.anchors["test"]
     test_vids = [data.fm.video_ids[m] for m in a.movie]
-    test_at_threshold = evaluate_predictions(cfg, data.source, test_vids, a.shot, a.label, best["probs"]["test"], threshold)
-    test_at_decision = evaluate_predictions(cfg, data.source, test_vids, a.shot, a.label, best["probs"]["test"],
+    test_at_threshold = evaluate_predictions(cfg, data.source, test_vids, a.shot, a.label, best.probs["test"], threshold)
+    test_at_decision = evaluate_predictions(cfg, data.source, test_vids, a.shot, a.label, best.probs["test"],
                                             threshold, decision)
     # The score that needs no training, on the same splits: segment and the demo say when it would have done better.
     training_free = {s: feature_only_metrics(cfg, data.fm.rows, s, knn=False, source=data.source)["adjacent_ap"]
                      for s in data.eval_splits}
-    val_ap = best["record"].get("val", {}).get("ap")
+    val_ap = best.val_ap
     encoder = {"config": export["config"], "state": export["encoder"]} if export is not None else None
     export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
-                     {"method": method, "epoch": chosen.selected_epoch, "base_lr": chosen.base_lr,
+                     {"method": method, "epoch": best.epoch, "base_lr": chosen.base_lr,
                       "feature_dim": int(data.features.shape[1]), "boundary_head": cfg.model.boundary.head,
                       "val_ap": val_ap, "training_free_val_ap": training_free.get("val"),
                       "decision": {"rule": decision["rule"], "value": decision["value"]}})
@@ -351,11 +372,11 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         "crn_init": "none" if not uses_crn else "pretrained" if crn_state is not None else "scratch",
         "training_free": training_free,
         "select_on": select_on,
-        "selected_epoch": chosen.selected_epoch,
+        "selected_epoch": best.epoch,
         "lr": {"mode": "auto" if f.base_lr == "auto" else "fixed", "base_lr": chosen.base_lr, "lr": chosen.lr,
                "candidates": [c.summary() for c in candidates]},
         "threshold": threshold,
-        "test": best["record"]["test"],
+        "test": best.test,
         # The same predictions thresholded where segment thresholds them (best F1 on val), not at the protocol's 0.5:
         # the 50/50 loss calibrates probabilities to a balanced prior, so 0.5 over-predicts boundaries.
         "test_at_val_threshold": test_at_threshold,
@@ -363,15 +384,14 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         "decision": decision,
         "test_at_val_decision": test_at_decision,
         "protocols": {
-            "val_selected": {"epoch": chosen.selected_epoch, "test": best["record"]["test"],
-                             "val": best["record"].get("val")} if "val" in data.eval_splits else None,
+            "val_selected": {"epoch": best.epoch, "test": best.test, "val": best.val} if "val" in data.eval_splits else None,
             "last_test": {"epoch": last["epoch"], "test": last["test"]},
         },
         "history": chosen.history,
         "segmenter": SEGMENTER if encoder is not None else None,
         "config": to_dict(cfg),
     }
-    write_report(out_dir, report, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label, best["probs"]["test"])
+    write_report(out_dir, report, [data.fm.video_ids[m] for m in a.movie], a.shot, a.label, best.probs["test"])
     print(f"[finetune] selected epoch {report['selected_epoch']} ({select_on}); test "
           + ", ".join(f"{k} {v:.2f}" for k, v in report["test"].items()) + f"; report in {out_dir / 'report.json'}")
     if val_ap is not None and training_free.get("val", -1.0) > val_ap:

@@ -35,6 +35,7 @@ from bassl.data.atomic import temp_path, write_json
 from bassl.data.movienet import LayoutWriter, MovieNetSource, annotation_row
 from bassl.data.shard_format import KEY_RE
 from bassl.errors import DataError
+from bassl.memory import bound_heap
 from bassl.video.decode import VideoInfo, frames, probe
 from bassl.video.shots import DEFAULT_THRESHOLD, make_detector
 from bassl.workers import process_maps, resolve_workers
@@ -199,6 +200,8 @@ def ingest_one(task: IngestTask) -> IngestResult:
     rec = finished(task)
     if rec is not None:
         return IngestResult(rec, kept=True)
+    if task.cfg.bound_heap:
+        bound_heap()  # in the process that decodes (a pool worker or this one): memory independent of length
     try:
         rec = _ingest(task)
     except DataError as e:

@@ -1,0 +1,116 @@
+"""bassl's configuration composed: the packaged YAML files, presets, the user's file and ``key=value`` overrides
+in that order, built into the typed sections of ``bassl.config.schema`` and checked; saving and reloading."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bassl.config.schema import Config
+from bassl.config.typed_yaml import ConfigError, build, merge, nest, parse_override, read_yaml, to_dict
+from bassl.data.atomic import write_atomic
+from bassl.methods import METHOD_NAMES
+
+
+def package_yaml(*parts: str) -> Path:
+    return Path(str(resources.files("bassl.configs").joinpath(*parts)))
+
+
+def available_presets(kind: Literal["method", "model"]) -> list[str]:
+    return sorted(p.stem for p in package_yaml(kind).glob("*.yaml"))
+
+
+def settings_overrides(name: str) -> list[str]:
+    """A packaged settings file (``configs/<name>.yaml``, e.g. ``short_run``) as ``key=value`` overrides, so that
+    a caller (the demo, a benchmark) lists its own keys after it and they win."""
+    def text(v: Any) -> str:  # what parse_override reads back as v: plain where YAML keeps it, else JSON
+        return v if isinstance(v, str) and yaml.safe_load(v) == v else json.dumps(v)
+
+    def flat(d: dict[str, Any], prefix: str) -> list[str]:
+        return [o for k, v in d.items()
+                for o in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={text(v)}"])]
+
+    return flat(read_yaml(package_yaml(f"{name}.yaml")), "")
+
+
+def load_config(
+    overrides: list[str] | tuple[str, ...] = (),
+    config_file: str | Path | None = None,
+    world_size: int | None = None,
+) -> Config:
+    """Compose, type-check and validate the configuration (see the module docstring for the order)."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    default_path = package_yaml("default.yaml")
+    layers.append((str(default_path), read_yaml(default_path)))
+    user: tuple[str, dict[str, Any]] | None = None
+    if config_file is not None:
+        user = (str(config_file), read_yaml(Path(config_file)))
+    cli: dict[str, Any] = {}
+    cli_origins: dict[str, str] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        merge(cli, nest(path, value), cli_origins, "command line")
+
+    # Preset names: command line > user file > defaults.
+    def pick(name: str) -> Any:
+        for layer in (cli, user[1] if user else {}, layers[0][1]):
+            if name in layer:
+                return layer[name]
+        return None
+
+    method, model_preset = pick("method"), pick("model_preset")
+    if method not in METHOD_NAMES:
+        raise ConfigError(f"method: {method!r} is not a method; choose one of {', '.join(METHOD_NAMES)}")
+    layers.append((f"method preset {method}", read_yaml(package_yaml("method", f"{method}.yaml"))))
+    models = available_presets("model")
+    if model_preset not in models:
+        raise ConfigError(f"model_preset: {model_preset!r} is not a model preset; choose one of {', '.join(models)}")
+    layers.append((f"model preset {model_preset}", read_yaml(package_yaml("model", f"{model_preset}.yaml"))))
+    if user:
+        layers.append(user)
+    layers.append(("command line", cli))
+
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for source, data in layers:
+        merge(merged, data, origins, source)
+    cfg = build(Config, merged, "", origins)
+    validate(cfg, world_size=world_size)
+    return cfg
+
+
+def validate(cfg: Config, world_size: int | None = None) -> None:
+    """Reject impossible values (each section's ``check``, then the rules across sections); ``world_size`` adds the
+    checks that depend on the launch."""
+    cfg.check(world_size)
+
+
+def validate_world(cfg: Config, world_size: int) -> None:
+    """The checks that depend on how many ranks the job runs on."""
+    cfg.check_world(world_size)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> Path:
+    """Write the resolved config next to an output, atomically."""
+    return write_atomic(Path(directory) / name, dump_config(cfg))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
+    """Rebuild a Config from a saved resolved config (e.g. the one stored in a checkpoint). Keys added to bassl
+    after it was saved take their default."""
+    default_path = package_yaml("default.yaml")
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    merge(merged, read_yaml(default_path), origins, str(default_path))
+    merge(merged, data, origins, source)
+    cfg = build(Config, merged, "", origins)
+    validate(cfg)
+    return cfg
