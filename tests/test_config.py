@@ -19,7 +19,6 @@ from bassl.config import (
     save_config,
     settings_overrides,
     to_dict,
-    validate_world,
 )
 from bassl.methods import METHOD_NAMES, method_info
 
@@ -203,8 +202,8 @@ def test_effective_batch_must_divide_by_world_size():
     load_config(world_size=8)
     cfg = load_config(["pretrain.micro_batch=48"])
     with pytest.raises(ConfigError, match="pretrain.micro_batch"):
-        validate_world(cfg, 2)  # per-rank 128 is not a multiple of 48
-    validate_world(load_config(["pretrain.micro_batch=32"]), 2)
+        cfg.check_world(2)  # per-rank 128 is not a multiple of 48
+    load_config(["pretrain.micro_batch=32"]).check_world(2)
 
 
 def test_malformed_override_and_yaml(tmp_path):

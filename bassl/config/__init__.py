@@ -19,8 +19,6 @@ from bassl.config.compose import (
     load_config,
     save_config,
     settings_overrides,
-    validate,
-    validate_world,
 )
 from bassl.config.schema import (
     AugmentConfig,
@@ -50,5 +48,4 @@ __all__ = [
     "DistributedConfig", "EncoderConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "HeadConfig", "LossConfig",
     "ModelConfig", "OptimConfig", "PretrainConfig", "SynthConfig", "VideoConfig", "WindowConfig", "available_presets",
     "config_from_dict", "dump_config", "load_config", "parse_override", "save_config", "settings_overrides", "to_dict",
-    "validate", "validate_world",
 ]

@@ -79,19 +79,8 @@ def load_config(
     for source, data in layers:
         merge(merged, data, origins, source)
     cfg = build(Config, merged, "", origins)
-    validate(cfg, world_size=world_size)
-    return cfg
-
-
-def validate(cfg: Config, world_size: int | None = None) -> None:
-    """Reject impossible values (each section's ``check``, then the rules across sections); ``world_size`` adds the
-    checks that depend on the launch."""
     cfg.check(world_size)
-
-
-def validate_world(cfg: Config, world_size: int) -> None:
-    """The checks that depend on how many ranks the job runs on."""
-    cfg.check_world(world_size)
+    return cfg
 
 
 def dump_config(cfg: Config) -> str:
@@ -112,5 +101,5 @@ def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Conf
     merge(merged, read_yaml(default_path), origins, str(default_path))
     merge(merged, data, origins, source)
     cfg = build(Config, merged, "", origins)
-    validate(cfg)
+    cfg.check()
     return cfg

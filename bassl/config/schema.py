@@ -4,6 +4,8 @@ here; a section is only ever built by ``bassl.config.compose`` from that file pl
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -317,9 +319,9 @@ class Config:
     def check(self, world_size: int | None = None) -> None:
         """Reject impossible values: each section's own rules, then the rules that join sections; ``world_size``
         adds the checks that depend on the launch."""
-        for section in (self.data, self.window, self.augment, self.model.crn, self.model.boundary, self.loss,
-                        self.optim, self.pretrain, self.finetune, self.synth, self.video):
-            section.check()
+        for section in _sections(self):
+            if hasattr(section, "check"):
+                section.check()
         k, positions = self.window.neighbor_size, self.model.crn.num_positions
         require(positions == 2 * k + 2,
                 f"window.neighbor_size: {k} gives {2 * k + 1}-shot windows, but the CRN has "
@@ -346,3 +348,12 @@ class Config:
             require(per_rank % micro == 0,
                     f"pretrain.micro_batch: {micro} does not divide the per-rank batch {per_rank} "
                     f"(pretrain.effective_batch={self.pretrain.effective_batch} / world {world_size})")
+
+
+def _sections(node: object) -> Iterator[object]:
+    """Every section under ``node``, nested ones included (``model.crn``), in declaration order."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            yield value
+            yield from _sections(value)

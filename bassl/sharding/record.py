@@ -40,7 +40,7 @@ class ShardRecord:
     @staticmethod
     def file_name(spec: ShardSpec) -> str:
         """Where a shard's record lives, relative to the shard directory."""
-        return f"{BUILD_DIR}/{spec.name.replace('.tar', '.json')}"
+        return _record_name(spec.name)
 
     @classmethod
     def parse(cls, data: bytes | str | None) -> ShardRecord | None:
@@ -66,7 +66,7 @@ class ShardRecord:
 
     def write(self, out_dir: Path) -> Path:
         """The one writer (atomic): into ``out_dir``'s build directory, after the shard's files are in place."""
-        return write_json(Path(out_dir) / self.file_name(ShardSpec.from_json(self.spec)), asdict(self))
+        return write_json(Path(out_dir) / _record_name(self.name), asdict(self))
 
     def describes(self, plan_id: str, spec: ShardSpec) -> bool:
         """Whether this records this plan's build of this shard (a record of another plan or spec is stale)."""
@@ -97,3 +97,6 @@ class ShardRecord:
         """What manifest.json says of this shard."""
         return {k: getattr(self, k) for k in ("name", "index", "samples", "bytes", "sha256", "index_sha256", "movies")}
 
+
+def _record_name(tar_name: str) -> str:
+    return f"{BUILD_DIR}/{tar_name.replace('.tar', '.json')}"

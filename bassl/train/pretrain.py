@@ -22,7 +22,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from bassl.config import Config, ConfigError, save_config, to_dict, validate_world
+from bassl.config import Config, ConfigError, save_config, to_dict
 from bassl.data.atomic import write_atomic
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
@@ -288,7 +288,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
 
     # ---- config and distributed facts -------------------------------------------------------------
     dist: DistInfo = init_distributed(cfg.distributed.backend)
-    validate_world(cfg, dist.world_size)
+    cfg.check_world(dist.world_size)
     out_dir = Path(out_dir)
     precision = resolve_precision(cfg.pretrain.precision, dist.device)
     if dist.is_main:
