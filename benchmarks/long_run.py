@@ -86,6 +86,12 @@ def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path
     return rows
 
 
+def effective(overrides: list[str]) -> list[str]:
+    """``key=value`` overrides as they act: each key once, at its first place, with its last value (later wins)."""
+    last = {o.split("=", 1)[0]: o for o in overrides}  # a dict keeps each key's first place, takes its last value
+    return list(last.values())
+
+
 def cell(vals: list[float]) -> str:
     vals = [v for v in vals if v is not None and np.isfinite(v)]
     if not vals:
@@ -173,7 +179,7 @@ def main() -> None:
               for s in args.seeds for m in args.methods}
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "source": args.source,
-              "settings": base[: len(BUDGET) + len(LONG) + 1] + list(args.overrides), "seeds": args.seeds,
+              "settings": effective(base[: len(BUDGET) + len(LONG) + 1] + list(args.overrides)), "seeds": args.seeds,
               "test_positive_share": chance, "rows": rows, "monitor_curves": curves}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -96,6 +96,13 @@ def balanced_accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
     return 50.0 * (float(pred[truth].mean()) + float((~pred[~truth]).mean()))
 
 
+def pp_self_ap(prob: np.ndarray, bd: np.ndarray) -> float:
+    """PP's own task: the AP of ``prob [N, S]`` at finding each window's DTW pseudo-boundary ``bd [N]`` among its
+    S shots (chance 1/S)."""
+    own = np.arange(prob.shape[1])[None] == bd[:, None]  # [N, S]
+    return average_precision(own.ravel(), prob.ravel())
+
+
 @torch.no_grad()
 def monitor_windows(win: LabelledWindows, embed: Callable[[torch.Tensor], torch.Tensor],
                     states: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -130,9 +137,7 @@ def monitor_windows(win: LabelledWindows, embed: Callable[[torch.Tensor], torch.
     if pp:
         prob = np.concatenate(pp)  # [N, S]
         out["pp_ap"] = average_precision(win.label[scored], prob[scored, k])
-        # PP's own task in eval mode: find the window's DTW pseudo-boundary among its S shots (chance 1/S)
-        own = np.arange(prob.shape[1])[None] == bd_all[:, None]  # [N, S]
-        out["pp_self_ap"] = average_precision(own.ravel(), prob.ravel())
+        out["pp_self_ap"] = pp_self_ap(prob, bd_all)
         out["pp_centre_mean"] = float(prob[:, k].mean())  # where zero-shot scoring reads it...
         out["pp_edge_mean"] = float(prob[:, [0, 1, -2, -1]].mean())  # ...and where DTW puts most pseudo-boundaries
         out["pb_at_centre"] = 100.0 * float((bd_all == k).mean())  # % of windows whose pseudo-boundary is the centre
