@@ -10,8 +10,9 @@ DeepSpeed, PyAV, WebDataset, PySceneDetect or DALI. This script builds, here, on
   each command copies its part out of the tree, and the last one joins them, checks the sha256 and installs.
 
 The versions are those installed here (the ones the tests ran with). Every payload is checked against
-``--limit-mib`` (60 MiB, leaving room for the tree inside the 64 MiB a command takes). It prints the commands
-in order, with their carry path, payload and timeout, and writes them to ``.gpu_pack/plan.{json,md}``.
+``--limit-mib`` (60 MiB) and, with the tree, against the 64 MiB a command takes; the DALI parts are cut to fit
+both. It prints the commands in order, with their carry path, payload and timeout, and writes them to
+``.gpu_pack/plan.{json,md}``.
 
     .venv/bin/python benchmarks/gpu_pack.py [--python 3.12] [--out .gpu_pack]
     .venv/bin/python benchmarks/gpu_pack.py --emulate-image DIR   # a venv holding only the image's packages
@@ -141,10 +142,12 @@ def pack(out: Path, python: str, limit_mib: float) -> dict:
         for name, version in dali.items():
             w = wheel_for(name, version, python, cache)
             t.add(w, arcname=w.name)
-    room = int(limit_mib * MIB) - sum(f.stat().st_size for f in first.iterdir())  # command 1 takes the first part
+    tree = tree_bytes()
+    part = min(int(limit_mib * MIB), COMMAND_LIMIT_MIB * MIB - tree - MIB // 2)  # each command carries the tree too
+    room = part - sum(f.stat().st_size for f in first.iterdir())  # command 1 takes the first part
     parts = []
     with tar.open("rb") as f:
-        while block := f.read(room if not parts else int(limit_mib * MIB)):
+        while block := f.read(room if not parts else part):
             folder = out / str(1 + len(parts))
             folder.mkdir(exist_ok=True)
             parts.append(folder / f"dali.tar.{len(parts):02d}")
@@ -153,7 +156,6 @@ def pack(out: Path, python: str, limit_mib: float) -> dict:
     tar.unlink()
 
     rel = os.path.relpath(out, ROOT) if out.resolve().is_relative_to(ROOT) else str(out.resolve())
-    tree = tree_bytes()
     commands = [{"stage": "base", "carry": f"{rel}/1",
                  "command": f"bash benchmarks/gpu_check.sh --stage base --pack {rel}/1 --out \"$OUT\""}]
     for p in parts[1:]:
