@@ -109,6 +109,12 @@ def run_one(base: list[str], row: str, seed: int, out: Path) -> dict:
             "lr_candidates": report["lr"]["candidates"], "selected_epoch": report["selected_epoch"], **frozen, **times}
 
 
+def effective(overrides: list[str]) -> list[str]:
+    """``key=value`` overrides as they act: each key once, at its first place, with its last value (later wins)."""
+    last = {o.split("=", 1)[0]: o for o in overrides}  # a dict keeps each key's first place, takes its last value
+    return list(last.values())
+
+
 def prepare_movies(cfg, out: Path) -> float:
     """The synthetic movies and their shards under ``out`` (once; kept for later runs); returns the AP of chance on
     test (the share of test shots that end a scene, x100)."""
@@ -190,7 +196,7 @@ def main() -> None:
                                                                   if k not in ("row", "seed", "lr_candidates")}), flush=True)
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
-              "budget": base[: len(BUDGET)] + list(args.overrides), "seeds": args.seeds,
+              "budget": effective(base[: len(BUDGET)] + list(args.overrides)), "seeds": args.seeds,
               "test_positive_share": chance, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from compare_methods import BUDGET, LR_GRID, prepare_movies
+from compare_methods import BUDGET, LR_GRID, effective, prepare_movies
 
 from bassl.config import load_config
 from bassl.data.features import load_features
@@ -84,12 +84,6 @@ def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path
         print(f"[long_run] {method} seed {seed} step {step}: " + json.dumps(row), flush=True)
         rows.append(row)
     return rows
-
-
-def effective(overrides: list[str]) -> list[str]:
-    """``key=value`` overrides as they act: each key once, at its first place, with its last value (later wins)."""
-    last = {o.split("=", 1)[0]: o for o in overrides}  # a dict keeps each key's first place, takes its last value
-    return list(last.values())
 
 
 def cell(vals: list[float]) -> str:

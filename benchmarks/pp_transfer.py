@@ -49,7 +49,7 @@ from bassl.data.movienet import MovieNetSource
 from bassl.eval.metrics import average_precision
 from bassl.loaders.build import build_pretrain_loader
 from bassl.loaders.windows import neighbor_window
-from bassl.models import build_pretrain_model
+from bassl.models import build_pretrain_model, initial_pretrain_model
 from bassl.models.weights import load_weights
 from bassl.train.label_free import pp_probability
 from bassl.train.pretext_monitor import labelled_windows, pp_self_ap, split_monitors
@@ -120,26 +120,28 @@ def training_view(model, cfg, batches: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def states_and_targets(model, win) -> tuple[torch.Tensor, torch.Tensor]:
-    """CRN states ``[N, S, H]`` of labelled windows and their eval-mode DTW pseudo-boundaries ``[N]`` (as the monitors)."""
-    h, bd = [], []
+def states_and_targets(model, win) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For labelled windows: CRN states ``[N, S, H]``, NCE embeddings ``[N, S, E]`` and the eval-mode DTW
+    pseudo-boundaries ``[N]`` (as the monitors find them)."""
+    h, emb, bd = [], [], []
     for i in range(0, len(win), 1024):
         x = win.x[i : i + 1024]  # [n, S, D]
-        emb = model.head_nce(x)
-        bd.append(pseudo_boundary(emb[:, [0, -1]], emb).bd)
+        emb.append(model.head_nce(x))
+        bd.append(pseudo_boundary(emb[-1][:, [0, -1]], emb[-1]).bd)
         h.append(model.crn(x)[0])
-    return torch.cat(h), torch.cat(bd)
+    return torch.cat(h), torch.cat(emb), torch.cat(bd)
 
 
 def pp_probe(model, cfg, source: MovieNetSource, fm, steps: int = 300, max_windows: int = 8000) -> dict[str, float]:
-    """A linear score fitted on the train movies' frozen CRN states to find the pseudo-boundary, read on val."""
+    """A linear score fitted on the train movies' frozen CRN states to find the pseudo-boundary, read on val;
+    beside it, the same readings of :func:`edge_contrast_rule` on the val windows' embeddings."""
     def windows(split: str):
         anns = source.split(split)
         return labelled_windows([(fm.rows(v), a.shot_ids, a.boundary_labels(cfg.data.negative_label))
                                  for v, a in anns.items()], cfg.window.neighbor_size)
 
     train = windows("train")
-    h, bd = states_and_targets(model, train)
+    h, _, bd = states_and_targets(model, train)
     keep = torch.randperm(len(bd), generator=torch.Generator().manual_seed(0))[:max_windows]
     h, bd = h[keep], bd[keep]
     torch.manual_seed(0)
@@ -151,10 +153,10 @@ def pp_probe(model, cfg, source: MovieNetSource, fm, steps: int = 300, max_windo
         loss.backward()
         opt.step()
     val = windows("val")
-    hv, bdv = states_and_targets(model, val)
+    hv, ev, bdv = states_and_targets(model, val)
     with torch.no_grad():
         score = probe(hv)[..., 0].numpy()  # [N, S]
-    rule = edge_contrast_rule(model, val)
+    rule = edge_contrast_rule(ev)
     k, scored, bdv = score.shape[1] // 2, val.label >= 0, bdv.numpy()
     return {"probe_self_ap": pp_self_ap(score, bdv), "probe_position_share": position_share(score),
             "probe_ap": average_precision(val.label[scored], score[scored, k]), "probe_train_loss": float(loss),
@@ -163,9 +165,9 @@ def pp_probe(model, cfg, source: MovieNetSource, fm, steps: int = 300, max_windo
 
 
 @torch.no_grad()
-def edge_contrast_rule(model, win) -> np.ndarray:
-    """``[N, S]``: ``a_i - a_(i+1)`` with ``a_i = e_i . e_first - e_i . e_last`` on the NCE embeddings (no training)."""
-    e = model.head_nce(win.x)  # [N, S, E], unit norm
+def edge_contrast_rule(e: torch.Tensor) -> np.ndarray:
+    """``[N, S]``: ``a_i - a_(i+1)`` with ``a_i = e_i . e_first - e_i . e_last`` on unit embeddings ``e [N, S, E]``
+    (no training)."""
     a = (e * e[:, :1]).sum(-1) - (e * e[:, -1:]).sum(-1)  # [N, S]
     return (a - torch.cat([a[:, 1:], a[:, -1:]], dim=1)).numpy()
 
@@ -173,8 +175,7 @@ def edge_contrast_rule(model, win) -> np.ndarray:
 @torch.no_grad()
 def moved(model, cfg) -> dict[str, float]:
     """``moved_<part>``: ``||w - w0|| / ||w0||`` over each part's matrices and kernels (dim >= 2: no biases or norms)."""
-    torch.manual_seed(cfg.seed)  # as pretrain builds the model
-    init = dict(build_pretrain_model(cfg).named_parameters())
+    init = dict(initial_pretrain_model(cfg).named_parameters())
     sq: dict[str, list[float]] = {}
     for name, w in model.named_parameters():
         if w.dim() < 2:

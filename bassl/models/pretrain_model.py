@@ -50,3 +50,10 @@ class PretrainModel(nn.Module):
 def build_pretrain_model(cfg: Config) -> PretrainModel:
     """The pre-training model for ``cfg.method`` (a CRN only for bassl and bassl_shotcol)."""
     return PretrainModel(cfg.model, cfg.loss, with_crn=method_info(cfg.method).crn)
+
+
+def initial_pretrain_model(cfg: Config) -> PretrainModel:
+    """The model as pre-training starts it: built after seeding with ``cfg.seed``, so every rank (and anyone
+    measuring how far a run moved from its start) gets the same initial weights."""
+    torch.manual_seed(cfg.seed)
+    return build_pretrain_model(cfg)

@@ -26,7 +26,7 @@ from bassl.config import Config, ConfigError, save_config, to_dict
 from bassl.data.atomic import write_atomic
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
-from bassl.models import build_pretrain_model
+from bassl.models import initial_pretrain_model
 from bassl.models.weights import export_weights
 from bassl.train.checkpoint import latest_tag, load_engine, save_engine
 from bassl.train.distributed import DistInfo, barrier, group_size, init_distributed, is_distributed
@@ -300,8 +300,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     total_steps = steps_per_epoch * cfg.pretrain.epochs
 
     # ---- model, objectives ------------------------------------------------------------------------
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = build_pretrain_model(cfg)
+    model = initial_pretrain_model(cfg)  # identical initial weights on every rank
     sync_bn = cfg.model.encoder.sync_bn == "on" or (cfg.model.encoder.sync_bn == "auto" and dist.world_size > 1
                                                      and dist.device.type == "cuda")
     if sync_bn:
