@@ -41,6 +41,10 @@ VARIANTS = {  # name -> overrides on top of the demo's
     "paper, centred input": ["model.boundary.head=paper", "model.boundary.crn_input=centred", CRN_GRID],
     "hybrid (CRN + similarity MLP)": ["model.boundary.head=hybrid", CRN_GRID],
     "similarity MLP": ["model.boundary.head=similarity"],
+    # model.boundary.head=auto over both heads and the union of their grids: it trains the runs of the two rows above
+    # (same seed, same rates) plus four more, and keeps the one best on val
+    "auto (similarity MLP or paper, chosen on val)": ["model.boundary.head=auto", "finetune.auto_heads=[similarity, paper]",
+                                                      "finetune.base_lr=auto", "finetune.lr_grid=[1e-3, 4e-3, 1.6e-2]"],
 }
 
 
@@ -124,7 +128,8 @@ def main() -> None:
             rep = json.loads((run / "report.json").read_text())
             rows.append({"seed": seed, "variant": name, "selected_epoch": rep["selected_epoch"],
                          "val_ap": rep["protocols"]["val_selected"]["val"]["ap"], "test_ap": rep["test"]["ap"],
-                         "test_miou": rep["test"]["miou"], **ref})
+                         "test_miou": rep["test"]["miou"], "kept": f"{rep['boundary_head']} {rep['lr']['base_lr']:g}",
+                         **ref})
             print(rows[-1], flush=True)
     resnet50 = None
     if args.resnet50_images:
@@ -153,17 +158,19 @@ def markdown(result: dict) -> str:
     lines = [f"# Boundary heads on the demo's frozen features ({result['date']}, {result['machine']})", "",
              f"`{result['command']}`. Seeds {', '.join(map(str, seeds))} (pre-training and fine-tuning); epoch chosen "
              "on val, test reported there; mean ± std over seeds.", "",
-             "| boundary model | val AP | test AP | test mIoU | per seed (test AP) |", "|---|---|---|---|---|"]
+             "| boundary model | val AP | test AP | test mIoU | per seed (test AP) | kept on val (head, base lr) |",
+             "|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["variant"] for r in rows):
         rs = [r for r in rows if r["variant"] == name]
         lines.append(f"| {name} | {ms([r['val_ap'] for r in rs])} | {ms([r['test_ap'] for r in rs])} | "
-                     f"{ms([r['test_miou'] for r in rs])} | {each([r['test_ap'] for r in rs])} |")
+                     f"{ms([r['test_miou'] for r in rs])} | {each([r['test_ap'] for r in rs])} | "
+                     + " / ".join(r.get("kept", "") for r in rs) + " |")
     refs = {r["seed"]: r for r in rows}.values()
     references = (("similarity probe (logistic regression)", "probe"), ("adjacent-shot dissimilarity, no training", "adjacent"))
     for label, key in references:
         val, test = [r[key + "_val_ap"] for r in refs], [r[key + "_test_ap"] for r in refs]
-        lines.append(f"| *{label}* | {ms(val)} | {ms(test)} | | {each(test)} |")
-    lines.append(f"| *chance* | | {ms([r['chance'] for r in refs])} | | |")
+        lines.append(f"| *{label}* | {ms(val)} | {ms(test)} | | {each(test)} | |")
+    lines.append(f"| *chance* | | {ms([r['chance'] for r in refs])} | | | |")
     norm, mean = np.mean([r["mean_norm"] for r in refs]), np.mean([r["norm_of_mean"] for r in refs])
     lines += ["", f"How much the features share one direction (mean over seeds): mean norm {norm:.2f}, norm of the mean "
               f"{mean:.2f}, mean cosine of random shot pairs {np.mean([r['mean_cos_random_pairs'] for r in refs]):.3f}."]

@@ -285,8 +285,36 @@ def test_auto_lr_without_val_is_refused(tmp_path):
     root, fdir = _finetune_layout(tmp_path)
     (root / "anno" / "anno.val.ndjson").unlink()
     cfg = load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.base_lr=auto"])
-    with pytest.raises(DataError, match="never chooses on test"):
+    with pytest.raises(DataError, match="never choose on test"):
         finetune(cfg, fdir, tmp_path / "x")
+    with pytest.raises(DataError, match="model.boundary.head=auto choose on val"):
+        finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32",
+                              "model.boundary.head=auto"]), fdir, tmp_path / "y")
+
+
+def test_auto_head_trains_each_head_keeps_the_best_on_val_and_the_segmenter_names_it(tmp_path):
+    from bassl.config import config_from_dict
+    from bassl.models import build_boundary_model
+
+    root, fdir = _finetune_layout(tmp_path, splits=(5, 3, 3))
+    args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=4",
+            "model.boundary.head=auto", "finetune.auto_heads=[paper, similarity]", "finetune.base_lr=auto",
+            "finetune.lr_grid=[2e-3, 2e-2]"]
+    report = finetune(load_config(args), fdir, tmp_path / "ft")
+    cands = report["lr"]["candidates"]
+    assert [(c["head"], c["base_lr"]) for c in cands] == [("paper", 2e-3), ("paper", 2e-2),
+                                                          ("similarity", 2e-3), ("similarity", 2e-2)]
+    val_aps = [c["val"]["ap"] for c in cands]
+    assert len(set(val_aps)) == 4  # four different runs, so the choice means something
+    best = cands[int(np.argmax(val_aps))]
+    assert report["head_mode"] == "auto" and report["boundary_head"] == best["head"]
+    assert report["lr"]["base_lr"] == best["base_lr"] and report["test"] == best["test"]
+    assert report["crn_init"] == ("none" if best["head"] == "similarity" else "scratch")
+    # The segmenter carries the head that was kept (never "auto") and its weights fit the model that head builds.
+    doc = load_segmenter(tmp_path / "ft" / "segmenter.pt")
+    cfg = config_from_dict(doc["config"])
+    assert cfg.model.boundary.head == best["head"] == doc["boundary_head"]
+    build_boundary_model(cfg, 8).load_state_dict(doc["boundary"], strict=True)
 
 
 def test_similarity_probe_features_and_fit(tmp_path):

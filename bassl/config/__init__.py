@@ -23,6 +23,7 @@ from bassl.config.compose import (
 from bassl.config.schema import (
     AugmentConfig,
     BoundaryConfig,
+    BoundaryHead,
     CompatConfig,
     Config,
     CRNConfig,
@@ -44,7 +45,7 @@ from bassl.config.schema import (
 from bassl.config.typed_yaml import ConfigError, parse_override, to_dict
 
 __all__ = [
-    "AugmentConfig", "BoundaryConfig", "CRNConfig", "CompatConfig", "Config", "ConfigError", "DataConfig",
+    "AugmentConfig", "BoundaryConfig", "BoundaryHead", "CRNConfig", "CompatConfig", "Config", "ConfigError", "DataConfig",
     "DistributedConfig", "EncoderConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "HeadConfig", "LossConfig",
     "ModelConfig", "OptimConfig", "PretrainConfig", "SynthConfig", "VideoConfig", "WindowConfig", "available_presets",
     "config_from_dict", "dump_config", "load_config", "parse_override", "save_config", "settings_overrides", "to_dict",

@@ -106,9 +106,12 @@ class HeadConfig:
     nce_dim: int
 
 
+BoundaryHead = Literal["paper", "similarity", "hybrid"]  # the models bassl.models.boundary_model builds
+
+
 @dataclass
 class BoundaryConfig:
-    head: Literal["paper", "similarity", "hybrid"]
+    head: Literal[BoundaryHead, "auto"]  # auto: fine-tuning trains each of finetune.auto_heads, keeps the best on val
     crn_input: Literal["raw", "l2", "centred"]
     hidden: int
     dropout: float
@@ -208,6 +211,7 @@ class FinetuneConfig:
     epochs: int
     base_lr: float | Literal["auto"]
     lr_grid: tuple[float, ...]
+    auto_heads: tuple[BoundaryHead, ...]
     crn_init: Literal["pretrained", "scratch"]
     reference_batch: int
     weight_decay: float
@@ -223,6 +227,7 @@ class FinetuneConfig:
                 f"finetune.base_lr: {self.base_lr} must be >= 0 (0 = by method) or auto")
         require(len(self.lr_grid) > 0 and all(x > 0 for x in self.lr_grid),
                 f"finetune.lr_grid: {self.lr_grid} must list learning rates > 0")
+        require(len(self.auto_heads) > 0, "finetune.auto_heads: list at least one boundary head")
 
 
 @dataclass

@@ -87,7 +87,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(tp: Any, value: Any, key: str, origins: dict[str, str]) -> Any:
-    where = origins.get(key, "defaults")
+    where = origins.get(key.split("[")[0], "defaults")  # a list item comes from where its list was set
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):

@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bassl.config import BoundaryConfig, Config, CRNConfig
+from bassl.config import BoundaryConfig, BoundaryHead, Config, CRNConfig
 from bassl.models.crn import ContextualRelationNetwork
 from bassl.models.heads import boundary_head
 
-BOUNDARY_HEADS = typing.get_args(typing.get_type_hints(BoundaryConfig)["head"])  # the config's choices, one list
+BOUNDARY_HEADS = typing.get_args(BoundaryHead)  # the config's choices of a model, one list ("auto" picks among them)
 
 
 class SimilarityHead(nn.Module):
@@ -60,7 +60,8 @@ class BoundaryModel(nn.Module):
     def __init__(self, input_dim: int, crn: CRNConfig, boundary: BoundaryConfig, window: int) -> None:
         super().__init__()
         if boundary.head not in BOUNDARY_HEADS:
-            raise ValueError(f"model.boundary.head: {boundary.head!r}; choose one of {', '.join(BOUNDARY_HEADS)}")
+            raise ValueError(f"model.boundary.head: {boundary.head!r} builds no model; choose one of "
+                             f"{', '.join(BOUNDARY_HEADS)} (auto is resolved by fine-tuning)")
         self.head, self.crn_input = boundary.head, boundary.crn_input
         if boundary.head in ("paper", "hybrid"):
             self.crn = ContextualRelationNetwork(input_dim, crn)

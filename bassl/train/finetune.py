@@ -5,13 +5,15 @@ A run reads: config and distributed facts, data (one feature matrix, windows by 
 shot-level baselines, plus a Linear(H→2) head), optimizer (Adam, per-step cosine) and engine, then the loop:
 ``train_one_epoch`` with the per-batch 50/50 loss over the global batch of all ranks, and an evaluation on val
 and test after every epoch. By default the epoch is selected on val and test is reported there;
-``finetune.select_on=last_test`` is the original's protocol (last epoch, on test).
+``finetune.select_on=last_test`` is the original's protocol (last epoch, on test). With ``finetune.base_lr=auto``
+and ``model.boundary.head=auto`` the run is repeated per learning rate and per boundary head, and the one best on
+val is kept (never on test).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +206,14 @@ def lr_candidates(f: FinetuneConfig, method: str) -> list[float]:
     return sorted(set(f.lr_grid)) if f.base_lr == "auto" else [base_lr_for(f, method)]
 
 
+def head_candidates(cfg: Config) -> list[Config]:
+    """The config of each boundary head to train: the one asked for, or with ``auto`` each of
+    ``finetune.auto_heads`` (which head wins is a per-data-set matter: README, "Boundary heads")."""
+    b = cfg.model.boundary
+    heads = dict.fromkeys(cfg.finetune.auto_heads) if b.head == "auto" else [b.head]
+    return [replace(cfg, model=replace(cfg.model, boundary=replace(b, head=h))) for h in heads]
+
+
 @dataclass
 class SelectedEpoch:
     """The epoch a run keeps: its history record (epoch, train_loss, metrics per scored split) and, for the run
@@ -232,15 +242,20 @@ class SelectedEpoch:
 
 @dataclass
 class Candidate:
-    """One fine-tuning run at one learning rate, with its epoch chosen as ``select_on`` says."""
+    """One fine-tuning run of one boundary head at one learning rate, with its epoch chosen as ``select_on`` says."""
 
+    cfg: Config  # the run's config: model.boundary.head is the head it trained
     base_lr: float
     lr: float
     history: list[dict[str, Any]]
     best: SelectedEpoch
 
+    @property
+    def head(self) -> str:
+        return self.cfg.model.boundary.head
+
     def summary(self) -> dict[str, Any]:
-        return {"base_lr": self.base_lr, "lr": self.lr, "selected_epoch": self.best.epoch,
+        return {"head": self.head, "base_lr": self.base_lr, "lr": self.lr, "selected_epoch": self.best.epoch,
                 "val": self.best.val, "test": self.best.test}
 
 
@@ -288,12 +303,13 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
                 best = SelectedEpoch(record, copy.deepcopy(engine.module.state_dict()), probs)
         history.append(record)
     barrier()
-    return Candidate(base_lr, lr, history, best) if dist.is_main else None
+    return Candidate(cfg, base_lr, lr, history, best) if dist.is_main else None
 
 
 def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights: str | Path | None = None) -> dict:
-    """Fine-tune (at one lr, or every lr of the grid with ``finetune.base_lr=auto``, choosing on val), then write
-    ``report.json``, the plots, the test predictions and ``segmenter.pt``."""
+    """Fine-tune (one head at one lr, or every lr of the grid with ``finetune.base_lr=auto`` and every head of
+    ``finetune.auto_heads`` with ``model.boundary.head=auto``, choosing on val), then write ``report.json``, the
+    plots, the test predictions and ``segmenter.pt`` (its config names the head that was kept)."""
     # ---- config, distributed facts, data --------------------------------------------------------------
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     out_dir = Path(out_dir)
@@ -301,9 +317,10 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     data = load_data(cfg, feature_dir)
     select_on = f.select_on
     if select_on == "val" and "val" not in data.eval_splits:
-        if f.base_lr == "auto":
-            raise DataError("finetune.base_lr=auto chooses the learning rate on val, and there is no anno.val.ndjson; "
-                            "add a val split, or give finetune.base_lr a value (it never chooses on test)")
+        if f.base_lr == "auto" or cfg.model.boundary.head == "auto":
+            raise DataError("finetune.base_lr=auto and model.boundary.head=auto choose on val, and there is no "
+                            "anno.val.ndjson; add a val split, or give finetune.base_lr a value and "
+                            "model.boundary.head a head (they never choose on test)")
         select_on = "last_test"
         if dist.is_main:
             print("[finetune] no anno.val.ndjson: selecting the last epoch on test (the original protocol)")
@@ -311,29 +328,35 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
                         f"{f.effective_batch}; lower finetune.effective_batch")
     method, export = pretrained_export(data.fm, weights)
-    uses_crn = cfg.model.boundary.head != "similarity"  # the similarity head has no CRN to start from pre-training
-    crn_state = export["crn"] if uses_crn and export is not None and "crn" in export and f.crn_init == "pretrained" else None
+    pretrained_crn = export["crn"] if export is not None and "crn" in export and f.crn_init == "pretrained" else None
     if dist.is_main:
         save_config(cfg, out_dir)
 
-    # ---- one run per learning rate; the lr is chosen on val, never on test ------------------------------
+    # ---- one run per head and learning rate; both are chosen on val, never on test ----------------------
     candidates: list[Candidate] = []
     chosen: Candidate | None = None
-    for base_lr in lr_candidates(f, method):
-        run = train_candidate(cfg, data, dist, method, crn_state, base_lr, select_on)
-        if run is None:
-            continue
-        candidates.append(run)
-        if chosen is None or (select_on == "val" and run.best.val_ap > chosen.best.val_ap):
-            chosen = run
-        for c in candidates:  # only the chosen run's weights and probabilities are kept
-            if c is not chosen:
-                c.best = SelectedEpoch(c.best.record)
+    for head_cfg in head_candidates(cfg):
+        # the similarity head has no CRN to start from pre-training
+        crn_state = pretrained_crn if head_cfg.model.boundary.head != "similarity" else None
+        for base_lr in lr_candidates(f, method):
+            run = train_candidate(head_cfg, data, dist, method, crn_state, base_lr, select_on)
+            if run is None:
+                continue
+            candidates.append(run)
+            if chosen is None or (select_on == "val" and run.best.val_ap > chosen.best.val_ap):
+                chosen = run
+            for c in candidates:  # only the chosen run's weights and probabilities are kept
+                if c is not chosen:
+                    c.best = SelectedEpoch(c.best.record)
     if not dist.is_main:
         return {}
     if len(candidates) > 1:
-        print("[finetune] lr chosen on val: " + ", ".join(
-            f"{c.base_lr:g}{' *' if c is chosen else ''} (val AP {c.best.val_ap:.2f})" for c in candidates))
+        several_heads = len({c.head for c in candidates}) > 1
+        print(f"[finetune] {'head and lr' if several_heads else 'lr'} chosen on val: " + ", ".join(
+            f"{c.head + ' ' if several_heads else ''}{c.base_lr:g}{' *' if c is chosen else ''} "
+            f"(val AP {c.best.val_ap:.2f})" for c in candidates))
+    asked_head, cfg = cfg.model.boundary.head, chosen.cfg  # from here on, the head that was kept
+    uses_crn = cfg.model.boundary.head != "similarity"
 
     # ---- outputs -------------------------------------------------------------------------------------
     best = chosen.best
@@ -369,10 +392,11 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         "method": method,
         "features": str(feature_dir),
         "boundary_head": cfg.model.boundary.head,
-        "crn_init": "none" if not uses_crn else "pretrained" if crn_state is not None else "scratch",
+        "crn_init": "none" if not uses_crn else "pretrained" if pretrained_crn is not None else "scratch",
         "training_free": training_free,
         "select_on": select_on,
         "selected_epoch": best.epoch,
+        "head_mode": "auto" if asked_head == "auto" else "fixed",  # the candidates below name each run's head
         "lr": {"mode": "auto" if f.base_lr == "auto" else "fixed", "base_lr": chosen.base_lr, "lr": chosen.lr,
                "candidates": [c.summary() for c in candidates]},
         "threshold": threshold,
