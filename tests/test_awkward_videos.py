@@ -1,4 +1,5 @@
-"""Footage as users have it: other containers, cover art, odd sizes, rotated phone video, no cut, a few frames, damage.
+"""Footage as users have it: other containers, cover art, odd sizes, rotated phone video, interlaced TV, two video
+streams, no cut, a few frames, damage.
 
 Each file is generated here with PyAV; each either ingests right or fails with one line naming the file.
 """
@@ -17,7 +18,7 @@ from video_files import write_video
 from bassl.cli import main
 from bassl.config import load_config
 from bassl.data.movienet import LayoutWriter, MovieNetSource
-from bassl.video.ingest import ingest_videos
+from bassl.video.ingest import ingest_videos, keyframe_frames
 
 SHOTS = [30, 30, 30]  # cuts at frames 30 and 60
 
@@ -61,6 +62,46 @@ def test_rotated_phone_video_gives_upright_keyframes(tmp_path, rotation):
     white = max(corners, key=lambda k: corners[k].mean())
     # counter-clockwise: 90 takes the top-left corner to the bottom-left, -90 to the top-right, 180 to the bottom-right
     assert white == {90: "bottom-left", -90: "top-right", 180: "bottom-right"}[rotation]
+
+
+def combing(rgb: np.ndarray) -> float:
+    """How far each row is from the mean of its neighbours: two fields caught at different times comb a moving
+    edge, a progressive (or deinterlaced) picture does not."""
+    g = rgb.astype(float).mean(-1)  # [H, W]
+    return float(np.abs(g[1:-1] - (g[:-2] + g[2:]) / 2).mean())
+
+
+def test_interlaced_video_is_deinterlaced_and_timed_right(tmp_path):
+    """A TV-style interlaced file: the keyframes are deinterlaced (no combing), the cuts and times are those of the
+    frames (one frame out per frame in), and the record says the file was interlaced."""
+    import av
+
+    video = write_video(tmp_path / "tv.mkv", SHOTS, interlaced=True)
+    with av.open(str(video)) as c:  # what a keyframe would look like without the deinterlacer
+        raw = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    summary, source = ingest([video], tmp_path / "root")
+    np.testing.assert_array_equal(source.shot_timing("tv")[:, :2], [[0, 29], [30, 59], [60, 89]])
+    rec = json.loads((tmp_path / "root" / ".ingest" / "tv.json").read_text())
+    assert rec["interlaced"] is True and rec["frames"] == 90 and "warning" not in rec
+    np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6]], atol=1e-6)
+    timing = source.shot_timing("tv")
+    middle = keyframe_frames(timing[:, 0], timing[:, 1])[:, 1]  # [shots]: the frame of each middle keyframe
+    for s, f in enumerate(middle):
+        with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("tv", s, 1)) as im:
+            kept = combing(np.asarray(im.convert("RGB")))
+        assert combing(raw[f]) > 4.0 and kept < 0.3 * combing(raw[f]), (s, combing(raw[f]), kept)
+
+
+@pytest.mark.parametrize("name", ["two streams.mkv", "two streams.mp4"])
+def test_of_two_video_streams_the_default_one_is_read_and_the_choice_is_said(tmp_path, name):
+    video = write_video(tmp_path / name, SHOTS, second_video=True)  # stream 0: a 64x36 preview, no cut, not default
+    summary, source = ingest([video], tmp_path / "root")
+    (vid,) = source.split("pretrain")
+    np.testing.assert_array_equal(source.shot_timing(vid)[:, :2], [[0, 29], [30, 59], [60, 89]])
+    rec = json.loads((tmp_path / "root" / ".ingest" / f"{vid}.json").read_text())
+    assert rec["width"] == 128 and rec["video_stream"] == [1, 2]
+    assert "2 video streams" in rec["warning"] and "-map 0:v:N" in rec["warning"] and str(video) in rec["warning"]
+    assert summary.warnings == [rec["warning"]]
 
 
 @pytest.mark.parametrize(("shots", "frames"), [([80], 80), ([3], 3), ([1], 1)])

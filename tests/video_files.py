@@ -10,10 +10,13 @@ import numpy as np
 
 def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str = "libx264",
                 size: tuple[int, int] = (128, 72), pix_fmt: str = "yuv420p", rotation: int = 0, cover: bool = False,
-                rate: int = 25) -> Path:
+                rate: int = 25, interlaced: bool = False, second_video: bool = False) -> Path:
     """Shots of solid colours (``shots``: frames per shot), a white block in the stored frame's top-left corner and a
     moving line. ``rotation``: a display matrix turning the picture that many degrees counter-clockwise (as phones
-    write); ``cover``: an attached-picture (cover art) stream before the video stream."""
+    write); ``cover``: an attached-picture (cover art) stream before the video stream; ``interlaced``: encoded as
+    interlaced (H.264, top field first) and filmed so, a black bar moving 8 pixels a frame whose bottom field is
+    caught half a frame later (4 pixels on); ``second_video``: before the main stream, a second video stream (a
+    grey 64x36 preview with no cut) that is not the default track."""
     import av
 
     w, h = size
@@ -23,8 +26,14 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
             art = out.add_stream("mjpeg")
             art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
             art.disposition = av.stream.Disposition.attached_pic
-        st = out.add_stream(codec, rate=rate)
+        if second_video:
+            preview = out.add_stream(codec, rate=rate)
+            preview.width, preview.height, preview.pix_fmt = 64, 36, pix_fmt
+            preview.disposition = 0
+        st = out.add_stream(codec, rate=rate, options={"x264-params": "interlaced=1:tff=1"} if interlaced else None)
         st.width, st.height, st.pix_fmt = w, h, pix_fmt
+        if second_video:
+            st.disposition = av.stream.Disposition.default
         if rotation:
             st.set_display_rotation(rotation)
         if cover:
@@ -36,12 +45,24 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
             for i in range(n):
                 img = np.zeros((h, w, 3), np.uint8) + colours[shot]
                 img[: h // 8, : w // 8] = 255
-                img[:, (i * 2) % w] = 0
+                if interlaced:
+                    for field, late in ((0, 0), (1, 4)):
+                        x = (i * 8 + late) % (w - 12)
+                        img[h // 8 + field:: 2, x: x + 12] = 0  # [rows of one field, the bar's columns]
+                else:
+                    img[:, (i * 2) % w] = 0
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts, pts = pts, pts + 1
                 for p in st.encode(frame):
                     out.mux(p)
+                if second_video:
+                    small = av.VideoFrame.from_ndarray(np.full((36, 64, 3), 128, np.uint8), format="rgb24")
+                    small.pts = frame.pts
+                    for p in preview.encode(small):
+                        out.mux(p)
         for p in st.encode():
+            out.mux(p)
+        for p in preview.encode() if second_video else []:
             out.mux(p)
     return path
 

@@ -5,11 +5,13 @@ frame index bassl writes refer to that numbering. Times are each frame's present
 relative to the first frame, so variable-frame-rate files (phones, screen recordings) are timed right; a frame
 without a pts is timed ``index / fps``. Frames are scaled inside FFmpeg's swscale by one reused reformatter (the
 fast path on PyAV 18), so a detector that wants 128-pixel frames never sees a full-size one and memory never
-depends on the video's length.
+depends on the video's length. Interlaced video (TV recordings, DV tapes, DVDs) goes through FFmpeg's ``bwdif``
+deinterlacer first, one frame out per frame in, so keyframes show a picture, not two fields combed together.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,6 +33,9 @@ class VideoInfo:
     duration: float  # seconds, from the container (0 when unknown)
     codec: str
     rotation: int = 0  # degrees counter-clockwise the player turns the frames (a phone's display matrix): 0/90/180/-90
+    interlaced: bool = False  # the first frame is interlaced (two fields): frames() deinterlaces then
+    stream: int = 0  # which of the file's video streams (cover art not counted) is read: FFmpeg's choice
+    streams: int = 1  # how many video streams the file has (a second camera angle, a preview track)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -69,8 +74,10 @@ def probe(path: str | Path) -> VideoInfo:
             duration = float(c.duration / av.time_base) if c.duration else 0.0
             first = next(iter(c.decode(v)), None)
             rotation = int(round((first.rotation if first is not None else 0) / 90)) * 90
+            videos = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             return VideoInfo(path, float(rate), float(nominal), int(v.frames or 0), int(v.width), int(v.height),
-                             duration, v.codec_context.name, rotation)
+                             duration, v.codec_context.name, rotation, bool(first is not None and first.interlaced_frame),
+                             videos.index(v) if v in videos else 0, max(1, len(videos)))
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg cannot read it ({e}); is it a video file?") from e
 
@@ -94,13 +101,34 @@ def video_stream(container):
         return container.streams.video[0]
 
 
+def deinterlaced(decoded: Iterator, stream) -> Iterator:
+    """``decoded`` frames through FFmpeg's ``bwdif`` (one frame out per frame in; a frame not flagged interlaced
+    passes untouched). It looks one frame ahead, so its output trails the input by a frame until the end flushes it."""
+    import av
+
+    graph = av.filter.Graph()
+    src, sink = graph.add_buffer(template=stream), graph.add("buffersink")
+    bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=interlaced")
+    src.link_to(bwdif)
+    bwdif.link_to(sink)
+    graph.configure()
+    for frame in itertools.chain(decoded, [None]):  # None: end of stream, flush
+        graph.push(frame)
+        while True:
+            try:
+                yield graph.pull()
+            except (BlockingIOError, av.error.EOFError):
+                break
+
+
 def frames(path: str | Path, width: int | None = None, height: int | None = None, fmt: str = "rgb24",
            only: set[int] | None = None, interpolation: str = "AREA", fps: float | None = None,
-           rotation: int = 0) -> Iterator[Frame]:
+           rotation: int = 0, deinterlace: bool = False) -> Iterator[Frame]:
     """Every frame, in order, with its presentation time; ``image`` (``fmt`` rgb24 or bgr24, scaled to ``width`` x
     ``height``, then turned ``rotation`` degrees counter-clockwise, so the size given is the upright one) for every
     frame, or only for the indices in ``only`` (the others are decoded, never converted). ``fps`` times the
-    frames that carry no pts (default: the stream's average rate)."""
+    frames that carry no pts (default: the stream's average rate); ``deinterlace`` (``VideoInfo.interlaced``)
+    passes them through :func:`deinterlaced` first."""
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -115,7 +143,9 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
             tb = float(stream.time_base) if stream.time_base else 0.0
             rate = fps or float(_rate(stream.average_rate) or _rate(stream.guessed_rate) or 25)
             first = None
-            for index, frame in enumerate(c.decode(stream)):
+            decoded = c.decode(stream)
+            for index, frame in enumerate(deinterlaced(decoded, stream) if deinterlace else decoded):
+                tb = float(frame.time_base or 0) or tb  # the deinterlacer halves the time base
                 t = frame.pts * tb if frame.pts is not None and tb else index / rate
                 first = t if first is None else first
                 image = None

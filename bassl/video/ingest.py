@@ -43,7 +43,8 @@ from bassl.workers import process_maps, resolve_workers
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv"}
 RECORDS = ".ingest"  # per-video records, under the layout root
 REPORT = "ingest_report.json"
-RECORD_VERSION = 2  # 2: shot times from presentation timestamps ("shot_times"); older records are ingested again
+RECORD_VERSION = 3  # 2: shot times from presentation timestamps ("shot_times"); 3: interlaced video deinterlaced.
+# Older records are ingested again.
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     cuts: list[int] = []
     starts_s = array("d")
     last_duration = 0.0
-    for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps):
+    for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps, deinterlace=info.interlaced):
         cuts += detector.process(f.index, f.image)
         starts_s.append(f.time)
         last_duration = f.duration
@@ -154,6 +155,14 @@ def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: i
         return (f"{path}: decoded {count} of the {info.frames} frames the header counts; the file is probably damaged, "
                 "and only the shots before the damage were kept")
     return None
+
+
+def several_streams_warning(path: Path, info: VideoInfo) -> str | None:
+    """Of several video streams (camera angles, a preview track) one is read: say which, and how to get another."""
+    if info.streams < 2:
+        return None
+    return (f"{path}: {info.streams} video streams; read video stream {info.stream} (FFmpeg's choice, as a player "
+            f"shows it); to segment another, extract it first: ffmpeg -i IN -map 0:v:N -c copy OUT.mkv")
 
 
 @dataclass(frozen=True)
@@ -232,7 +241,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     w, h = info.scaled(cfg.keyframe_height)
     written = 0
     try:
-        for f in frames(path, w, h, fmt="rgb24", only=set(wanted), rotation=info.rotation):
+        for f in frames(path, w, h, fmt="rgb24", only=set(wanted), rotation=info.rotation, deinterlace=info.interlaced):
             if f.image is None:
                 continue
             buf = io.BytesIO()
@@ -248,11 +257,13 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     layout.write_shot_timing(vid, shots)
-    warning = short_decode_warning(path, info, float(detected.times[-1, 1]), count)
+    warning = " ".join(w for w in (several_streams_warning(path, info),
+                                   short_decode_warning(path, info, float(detected.times[-1, 1]), count)) if w)
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
            "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height,
-           "rotation": info.rotation, "codec": info.codec,
+           "rotation": info.rotation, "codec": info.codec, "interlaced": info.interlaced,
+           "video_stream": [info.stream, info.streams],
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
            "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),
            **({"warning": warning} if warning else {})}

@@ -1,0 +1,98 @@
+"""What deinterlacing costs: bassl's decode of an interlaced PAL clip with FFmpeg's bwdif (what ingest does for an
+interlaced file) beside the same decode without it, on the same file in the same run (a ratio, not a time).
+
+    .venv/bin/python benchmarks/bench_deinterlace.py [--seconds 40] [--repeats 3]
+
+The clip: 720x576 at 25 fps, H.264 interlaced (top field first), shots of moving bars whose two fields are caught
+half a frame apart, as a TV camera films. Each decode scales every frame to 128 px wide (what shot detection
+reads); runs alternate with and without so that load on the machine falls on both. Writes
+benchmarks/results/deinterlace.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from bassl.video.decode import frames, probe
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_interlaced_clip(path: Path, seconds: int, size: tuple[int, int] = (720, 576), rate: int = 25) -> Path:
+    import av
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=rate, options={"x264-params": "interlaced=1:tff=1", "preset": "veryfast"})
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        colour = rng.integers(0, 256, 3)
+        for i in range(seconds * rate):
+            if i % (3 * rate) == 0:  # a cut every 3 s
+                colour = rng.integers(0, 256, 3)
+            img = np.empty((h, w, 3), np.uint8)
+            img[:] = colour
+            for field, late in ((0, 0), (1, 4)):  # the bottom field half a frame (4 px) later
+                x = (i * 8 + late) % (w - 40)
+                img[field::2, x: x + 40] = 255 - colour  # [rows of one field, the bar's columns]
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
+
+
+def decode_seconds(path: Path, deinterlace: bool) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = sum(1 for _ in frames(path, 128, 102, fmt="rgb24", deinterlace=deinterlace))
+    return time.perf_counter() - t0, n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=int, default=40)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_interlaced_clip(Path(tmp) / "pal.mkv", args.seconds)
+        info = probe(clip)
+        assert info.interlaced, "the clip should decode as interlaced"
+        times: dict[str, list[float]] = {"plain": [], "bwdif": []}
+        for _ in range(args.repeats):
+            for name, d in (("plain", False), ("bwdif", True)):
+                s, n = decode_seconds(clip, d)
+                assert n == args.seconds * 25, (name, n)
+                times[name].append(s)
+    plain, bwdif = float(np.median(times["plain"])), float(np.median(times["bwdif"]))
+    result = {"date": datetime.now().isoformat(timespec="seconds"),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+              "clip": f"720x576, 25 fps, {args.seconds} s, H.264 interlaced", "repeats": args.repeats,
+              "seconds": times, "video_s_per_s": {"plain": args.seconds / plain, "bwdif": args.seconds / bwdif},
+              "bwdif_over_plain": bwdif / plain}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "deinterlace.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = [f"# Deinterlacing cost ({result['date']}, {result['machine']})", "",
+          f"`.venv/bin/python benchmarks/bench_deinterlace.py --seconds {args.seconds} --repeats {args.repeats}`: "
+          f"{result['clip']}, every frame decoded and scaled to 128 px wide (shot detection's pass); median of "
+          f"{args.repeats} alternating runs.", "",
+          "| decode | video seconds per second | time vs plain |", "|---|---|---|",
+          f"| plain (no deinterlacing) | {result['video_s_per_s']['plain']:.1f} | 1.00x |",
+          f"| through bwdif (bassl, interlaced files) | {result['video_s_per_s']['bwdif']:.1f} | "
+          f"{result['bwdif_over_plain']:.2f}x |"]
+    (RESULTS / "deinterlace.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
