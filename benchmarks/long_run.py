@@ -12,7 +12,7 @@ movies:
   rate, PP zero-shot AP, CGM balanced accuracy.
 
     .venv/bin/python benchmarks/long_run.py [--methods bassl instance] [--seeds 0 1] [--source drawn|photos]
-        [--steps 144 432 1512] [--out DIR] [--stem NAME] [key=value ...]
+        [--steps 144 432 1512] [--out DIR] [--stem NAME] [--finished-only] [key=value ...]
 
 Resumable (each stage's output is kept). Writes ``benchmarks/results/long_run[_photos].{json,md,png}``.
 """
@@ -45,7 +45,7 @@ FINETUNES = {  # name -> overrides; the paper's head rows need a CRN from pre-tr
 CRN_METHODS = ("bassl", "bassl_shotcol")
 
 
-def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path) -> list[dict]:
+def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path, train: bool = True) -> list[dict]:
     from bassl.train.extract import extract
     from bassl.train.finetune import finetune
     from bassl.train.pretrain import pretrain, read_metrics
@@ -58,6 +58,8 @@ def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path
         result_path = at / "result.json"
         if result_path.is_file():
             rows.append(json.loads(result_path.read_text()))
+            continue
+        if not train:
             continue
         at.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -106,7 +108,9 @@ def table(rows: list[dict]) -> list[str]:
             def ft(name: str, rs: list[dict] = rs) -> str:
                 return cell([r[name]["test_ap"] for r in rs if name in r])
 
-            lines.append(f"| {method} | {step} | {cell([r['knn1'] for r in rs])} | {cell([r['adjacent_ap'] for r in rs])} | "
+            seeds = "/".join(str(r["seed"]) for r in rs)
+            lines.append(f"| {method}, seed {seeds} | {step} | {cell([r['knn1'] for r in rs])} | "
+                         f"{cell([r['adjacent_ap'] for r in rs])} | "
                          f"{cell(mon('pb_exact'))} / {cell(mon('pb_within1'))} | {cell(mon('pp_ap'))} | "
                          f"{cell(mon('cgm_acc'))} | {ft('similarity')} | {ft('paper')} | {ft('paper_reinit')} |")
     return lines
@@ -157,6 +161,8 @@ def main() -> None:
     p.add_argument("--source", choices=("drawn", "photos"), default="drawn", help="synth.source of the movies")
     p.add_argument("--out", type=Path, default=None, help="default runs/long_run[_photos]")
     p.add_argument("--stem", default=None, help="results file name (default long_run[_photos])")
+    p.add_argument("--finished-only", action="store_true",
+                   help="train nothing: the table of the runs already finished under --out (e.g. seeds run side by side)")
     p.add_argument("overrides", nargs="*", help="key=value, applied after the budget")
     args = p.parse_args()
     stem = args.stem or "long_run" + ("" if args.source == "drawn" else f"_{args.source}")
@@ -168,18 +174,19 @@ def main() -> None:
     for seed in args.seeds:
         for method in args.methods:
             print(f"\n[long_run] {method}, seed {seed}", flush=True)
-            rows += run_one(base, method, seed, sorted(args.steps), out)
-    curves = {f"{m} seed {s}": read_metrics(out / m / f"seed{s}" / "pretrain" / "metrics.jsonl")[1]
-              for s in args.seeds for m in args.methods}
+            rows += run_one(base, method, seed, sorted(args.steps), out, train=not args.finished_only)
+    done = sorted({(r["method"], r["seed"]) for r in rows})
+    curves = {f"{m} seed {s}": read_metrics(out / m / f"seed{s}" / "pretrain" / "metrics.jsonl")[1] for m, s in done}
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "source": args.source,
-              "settings": effective(base[: len(BUDGET) + len(LONG) + 1] + list(args.overrides)), "seeds": args.seeds,
+              "settings": effective(base[: len(BUDGET) + len(LONG) + 1] + list(args.overrides)),
+              "seeds": sorted({s for _, s in done}),
               "test_positive_share": chance, "rows": rows, "monitor_curves": curves}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, curves, RESULTS / f"{stem}.png")
     lines = [f"# Long pre-training run ({result['date']}, {result['machine']}, {args.source} movies)", "",
-             f"Seeds {args.seeds}; mean ± std over seeds; test AP on the synthetic test movies ({chance:.1f} % of test "
+             f"Seeds {result['seeds']}; mean ± std over seeds; test AP on the synthetic test movies ({chance:.1f} % of test "
              "shots end a scene: the AP of a random score); the monitors on val at that step. Fine-tuning picks lr and "
              "epoch on val. Settings: `" + " ".join(result["settings"]) + "`.", "", *table(rows)]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -47,21 +47,36 @@ def test_containers_codecs_and_streams(tmp_path, name, kw):
         assert im.size[0] % 2 == 0 and im.size[1] % 2 == 0 and im.size[1] <= 72
 
 
+def first_frame(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        return next(c.decode(video=0)).to_ndarray(format="rgb24")
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
-def test_rotated_phone_video_gives_upright_keyframes(tmp_path, rotation):
+def test_rotated_phone_video_gives_upright_keyframes_and_clips(tmp_path, rotation):
     # The stored frame has a white block top-left; a player turns it ``rotation`` degrees counter-clockwise
     # (PyAV's set_display_rotation and VideoFrame.rotation both count counter-clockwise).
+    from bassl.video.decode import probe
+    from bassl.video.scene_files import copy_clip, reencode_clip
+
     video = write_video(tmp_path / "phone.mp4", SHOTS, rotation=rotation)
     _, source = ingest([video], tmp_path / "root")
     with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("phone", 1, 1)) as im:
-        rgb = np.asarray(im.convert("RGB")).astype(float)
-    h, w = rgb.shape[:2]
-    assert (w, h) == ((72, 128) if rotation % 180 else (128, 72))
-    corners = {"top-left": rgb[: h // 10, : w // 10], "top-right": rgb[: h // 10, -w // 10:],
-               "bottom-left": rgb[-h // 10:, : w // 10], "bottom-right": rgb[-h // 10:, -w // 10:]}
-    white = max(corners, key=lambda k: corners[k].mean())
-    # counter-clockwise: 90 takes the top-left corner to the bottom-left, -90 to the top-right, 180 to the bottom-right
-    assert white == {90: "bottom-left", -90: "top-right", 180: "bottom-right"}[rotation]
+        keyframe = np.asarray(im.convert("RGB"))
+    reencode_clip(video, tmp_path / "clip.mp4", 35, 50)  # a --split clip that does not start on a keyframe
+    copy_clip(video, tmp_path / "copy.mp4", 30, 60)  # one that does: its packets, with the rotation flag
+    assert probe(tmp_path / "copy.mp4").rotation == rotation
+    for rgb in (keyframe.astype(float), first_frame(tmp_path / "clip.mp4").astype(float)):
+        h, w = rgb.shape[:2]
+        assert (w, h) == ((72, 128) if rotation % 180 else (128, 72))
+        corners = {"top-left": rgb[: h // 10, : w // 10], "top-right": rgb[: h // 10, -w // 10:],
+                   "bottom-left": rgb[-h // 10:, : w // 10], "bottom-right": rgb[-h // 10:, -w // 10:]}
+        white = max(corners, key=lambda k: corners[k].mean())
+        # counter-clockwise: 90 takes the top-left corner to the bottom-left, -90 to the top-right, 180 to the
+        # bottom-right
+        assert white == {90: "bottom-left", -90: "top-right", 180: "bottom-right"}[rotation]
 
 
 def combing(rgb: np.ndarray) -> float:
@@ -90,6 +105,10 @@ def test_interlaced_video_is_deinterlaced_and_timed_right(tmp_path):
         with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("tv", s, 1)) as im:
             kept = combing(np.asarray(im.convert("RGB")))
         assert combing(raw[f]) > 4.0 and kept < 0.3 * combing(raw[f]), (s, combing(raw[f]), kept)
+    from bassl.video.scene_files import reencode_clip
+
+    reencode_clip(video, tmp_path / "clip.mp4", 35, 50)  # a --split clip re-encoded: deinterlaced too
+    assert combing(first_frame(tmp_path / "clip.mp4")) < 0.3 * combing(raw[35])
 
 
 @pytest.mark.parametrize("name", ["two streams.mkv", "two streams.mp4"])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bassl.data.atomic import atomic_path, write_atomic
-from bassl.video.decode import video_stream
+from bassl.video.decode import frames, probe, video_stream
 from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
 
@@ -224,32 +224,30 @@ def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
 
 
 def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, preset: str = "veryfast") -> None:
-    """Frames ``first`` .. ``stop - 1``, decoded and encoded again with libx264 (frame-accurate anywhere). Each
-    frame keeps its presentation time (shifted to start at 0), so a variable-frame-rate clip plays at its pace."""
+    """Frames ``first`` .. ``stop - 1``, decoded as ingest decodes them (:func:`bassl.video.decode.frames`: upright,
+    deinterlaced) and encoded again with libx264 (frame-accurate anywhere). Each frame keeps its presentation time
+    (shifted to start at 0), so a variable-frame-rate clip plays at its pace."""
     import av
 
-    with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
-        ist = video_stream(inp)
-        ist.thread_type = "AUTO"
-        rate = Fraction(ist.average_rate.numerator, ist.average_rate.denominator)
-        ost = out.add_stream("libx264", rate=rate)
-        ost.width, ost.height, ost.pix_fmt = ist.width // 2 * 2, ist.height // 2 * 2, "yuv420p"
+    info = probe(src)
+    w, h = (d // 2 * 2 for d in info.display_size)
+    tb = Fraction(1, 90000)  # MPEG's clock: any source's times to 11 microseconds
+    with atomic_path(dst) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+        ost = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(100000))
+        ost.width, ost.height, ost.pix_fmt = w, h, "yuv420p"
         ost.options = {"preset": preset, "crf": str(crf)}
-        tb = ist.time_base
-        if tb:
-            ost.codec_context.time_base = tb
+        ost.codec_context.time_base = tb
         origin = None
-        for index, frame in enumerate(inp.decode(ist)):
-            if index < first:
+        for f in frames(src, w, h, fmt="rgb24", only=set(range(first, stop)), rotation=info.rotation,
+                        deinterlace=info.interlaced):
+            if f.index < first:
                 continue
-            if index >= stop:
+            if f.index >= stop:
                 break
-            rgb = frame.to_ndarray(format="rgb24")[: ost.height, : ost.width]
-            out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            if tb and frame.pts is not None:
-                origin = frame.pts if origin is None else origin
-                out_frame.pts, out_frame.time_base = frame.pts - origin, tb
-            for p in ost.encode(out_frame):
+            origin = f.time if origin is None else origin
+            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24")
+            frame.pts, frame.time_base = round((f.time - origin) / tb), tb
+            for p in ost.encode(frame):
                 out.mux(p)
         for p in ost.encode():
             out.mux(p)
