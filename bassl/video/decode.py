@@ -73,7 +73,8 @@ def probe(path: str | Path) -> VideoInfo:
             nominal = _rate(v.base_rate) or _rate(v.guessed_rate) or rate
             duration = float(c.duration / av.time_base) if c.duration else 0.0
             first = next(iter(c.decode(v)), None)
-            rotation = int(round((first.rotation if first is not None else 0) / 90)) * 90
+            rotation = int(round((first.rotation if first is not None else 0) / 90)) * 90 % 360
+            rotation = -90 if rotation == 270 else rotation  # 0, 90, 180 or -90 (FFmpeg may say -180 or 270)
             videos = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             return VideoInfo(path, float(rate), float(nominal), int(v.frames or 0), int(v.width), int(v.height),
                              duration, v.codec_context.name, rotation, bool(first is not None and first.interlaced_frame),
