@@ -41,8 +41,9 @@ VARIANTS = {  # name -> overrides on top of the demo's
     "paper, centred input": ["model.boundary.head=paper", "model.boundary.crn_input=centred", CRN_GRID],
     "hybrid (CRN + similarity MLP)": ["model.boundary.head=hybrid", CRN_GRID],
     "similarity MLP": ["model.boundary.head=similarity"],
-    # model.boundary.head=auto over both heads and the union of their grids: it trains the runs of the two rows above
-    # (same seed, same rates) plus four more, and keeps the one best on val
+    # model.boundary.head=auto over both heads and the union of their rates: it trains the runs of the paper row
+    # (1e-3) and of the similarity MLP row (the demo's 4e-3 and 1.6e-2), same seed, plus three more, and keeps the one
+    # best on val
     "auto (similarity MLP or paper, chosen on val)": ["model.boundary.head=auto", "finetune.auto_heads=[similarity, paper]",
                                                       "finetune.base_lr=auto", "finetune.lr_grid=[1e-3, 4e-3, 1.6e-2]"],
 }

@@ -169,6 +169,8 @@ def main() -> None:
     out = (args.out or Path("runs") / stem).resolve()
     base = [*BUDGET, *LONG, f"synth.source={args.source}", f"data.root={out / 'movienet'}",
             f"data.shards={out / 'shards'}", *args.overrides]
+    if args.finished_only and not (out / "shards" / "manifest.json").is_file():
+        raise SystemExit(f"--finished-only: no runs under {out} (no shards/manifest.json); check --out and --source")
     chance = prepare_movies(load_config(base), out)
     rows = []
     for seed in args.seeds:
@@ -176,6 +178,8 @@ def main() -> None:
             print(f"\n[long_run] {method}, seed {seed}", flush=True)
             rows += run_one(base, method, seed, sorted(args.steps), out, train=not args.finished_only)
     done = sorted({(r["method"], r["seed"]) for r in rows})
+    if not done:
+        raise SystemExit(f"no finished run of {args.methods} seeds {args.seeds} at steps {args.steps} under {out}")
     curves = {f"{m} seed {s}": read_metrics(out / m / f"seed{s}" / "pretrain" / "metrics.jsonl")[1] for m, s in done}
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "source": args.source,

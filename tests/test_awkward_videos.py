@@ -119,7 +119,7 @@ def test_of_two_video_streams_the_default_one_is_read_and_the_choice_is_said(tmp
     np.testing.assert_array_equal(source.shot_timing(vid)[:, :2], [[0, 29], [30, 59], [60, 89]])
     rec = json.loads((tmp_path / "root" / ".ingest" / f"{vid}.json").read_text())
     assert rec["width"] == 128 and rec["video_stream"] == [1, 2]
-    assert "2 video streams" in rec["warning"] and "-map 0:v:N" in rec["warning"] and str(video) in rec["warning"]
+    assert "2 video streams" in rec["warning"] and "-map 0:V:N" in rec["warning"] and str(video) in rec["warning"]
     assert summary.warnings == [rec["warning"]]
 
 

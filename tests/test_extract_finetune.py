@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from builders import MOVIES, clean_env, overrides, write_layout, write_shards
 
-from bassl.config import load_config
+from bassl.config import ConfigError, load_config
 from bassl.data.features import FeatureMatrix, load_features, write_feature_manifest, write_partition
 from bassl.errors import DataError
 from bassl.loaders.finetune import window_rows
@@ -290,6 +290,8 @@ def test_auto_lr_without_val_is_refused(tmp_path):
     with pytest.raises(DataError, match="model.boundary.head=auto choose on val"):
         finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32",
                               "model.boundary.head=auto"]), fdir, tmp_path / "y")
+    with pytest.raises(ConfigError, match="model.boundary.head=auto must choose on val"):  # never silently the first
+        load_config(["model.boundary.head=auto", "finetune.select_on=last_test"])
 
 
 def test_auto_head_trains_each_head_keeps_the_best_on_val_and_the_segmenter_names_it(tmp_path):

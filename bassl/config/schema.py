@@ -337,6 +337,11 @@ class Config:
                     f"loss: method {self.method} needs at least one of loss.ssm, loss.cgm, loss.pp, loss.msm enabled")
         else:
             require(self.loss.simclr, f"loss.simclr: method {self.method} trains only the SimCLR term; it cannot be false")
+        choosing = [k for k, on in (("finetune.base_lr=auto", self.finetune.base_lr == "auto"),
+                                    ("model.boundary.head=auto", self.model.boundary.head == "auto")) if on]
+        require(not choosing or self.finetune.select_on == "val",
+                f"{' and '.join(choosing)} must choose on val, but finetune.select_on=last_test selects on test; "
+                "set finetune.select_on=val, or give each a value")
         if world_size is not None:
             self.check_world(world_size)
 

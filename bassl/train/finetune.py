@@ -208,7 +208,7 @@ def lr_candidates(f: FinetuneConfig, method: str) -> list[float]:
 
 def head_candidates(cfg: Config) -> list[Config]:
     """The config of each boundary head to train: the one asked for, or with ``auto`` each of
-    ``finetune.auto_heads`` (which head wins is a per-data-set matter: README, "Boundary heads")."""
+    ``finetune.auto_heads`` (which head wins is a per-data-set matter: docs/results.md, "Boundary heads")."""
     b = cfg.model.boundary
     heads = dict.fromkeys(cfg.finetune.auto_heads) if b.head == "auto" else [b.head]
     return [replace(cfg, model=replace(cfg.model, boundary=replace(b, head=h))) for h in heads]
@@ -421,7 +421,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     if val_ap is not None and training_free.get("val", -1.0) > val_ap:
         print(f"[finetune] warning: on val the training-free adjacent-shot score (AP {training_free['val']:.2f}) beats "
               f"this model (AP {val_ap:.2f}); `bassl segment --model ENCODER.pt` uses it. Try "
-              + ("model.boundary.head=similarity, " if cfg.model.boundary.head == "paper" else "")
+              + ("model.boundary.head=similarity, " if asked_head == "paper" else "")
               + "finetune.base_lr=auto, or more labelled movies")
     if encoder is None:
         print(f"[finetune] note: the encoder of these features ({data.fm.metadata.get('checkpoint')}) is not there; "

@@ -162,7 +162,7 @@ def several_streams_warning(path: Path, info: VideoInfo) -> str | None:
     if info.streams < 2:
         return None
     return (f"{path}: {info.streams} video streams; read video stream {info.stream} (FFmpeg's choice, as a player "
-            f"shows it); to segment another, extract it first: ffmpeg -i IN -map 0:v:N -c copy OUT.mkv")
+            f"shows it); to segment another, extract it first: ffmpeg -i IN -map 0:V:N -c copy OUT.mkv")
 
 
 @dataclass(frozen=True)
