@@ -261,8 +261,8 @@ class Candidate:
 
 def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str, crn_state: dict | None,
                     base_lr: float, select_on: str) -> Candidate | None:
-    """Model, optimizer and engine from scratch (same seed every time), then every epoch; rank 0 returns the
-    run with its selected epoch, the other ranks None."""
+    """Model, optimizer and engine from scratch (same seed every time; the CRN from ``crn_state`` where the head
+    has one), then every epoch; rank 0 returns the run with its selected epoch, the other ranks None."""
     import deepspeed
 
     f = cfg.finetune
@@ -270,6 +270,7 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
     total = steps_per_epoch * f.epochs
     torch.manual_seed(cfg.seed)
     model = build_boundary_model(cfg, data.features.shape[1])
+    crn_state = crn_state if model.has_crn else None  # the similarity head has no CRN to start from pre-training
     if crn_state is not None:
         model.crn.load_state_dict(crn_state, strict=True)
     if hasattr(model, "input_mean"):  # crn_input=centred: the mean feature of the train split's shots
@@ -336,10 +337,8 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     candidates: list[Candidate] = []
     chosen: Candidate | None = None
     for head_cfg in head_candidates(cfg):
-        # the similarity head has no CRN to start from pre-training
-        crn_state = pretrained_crn if head_cfg.model.boundary.head != "similarity" else None
         for base_lr in lr_candidates(f, method):
-            run = train_candidate(head_cfg, data, dist, method, crn_state, base_lr, select_on)
+            run = train_candidate(head_cfg, data, dist, method, pretrained_crn, base_lr, select_on)
             if run is None:
                 continue
             candidates.append(run)
@@ -356,7 +355,6 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
             f"{c.head + ' ' if several_heads else ''}{c.base_lr:g}{' *' if c is chosen else ''} "
             f"(val AP {c.best.val_ap:.2f})" for c in candidates))
     asked_head, cfg = cfg.model.boundary.head, chosen.cfg  # from here on, the head that was kept
-    uses_crn = cfg.model.boundary.head != "similarity"
 
     # ---- outputs -------------------------------------------------------------------------------------
     best = chosen.best
@@ -392,7 +390,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         "method": method,
         "features": str(feature_dir),
         "boundary_head": cfg.model.boundary.head,
-        "crn_init": "none" if not uses_crn else "pretrained" if pretrained_crn is not None else "scratch",
+        "crn_init": "none" if not model.has_crn else "pretrained" if pretrained_crn is not None else "scratch",
         "training_free": training_free,
         "select_on": select_on,
         "selected_epoch": best.epoch,
