@@ -1,5 +1,6 @@
-"""Footage as users have it: other containers, cover art, odd sizes, rotated phone video, interlaced TV, two video
-streams, no cut, a few frames, damage.
+"""Footage as users have it: other containers, cover art, odd sizes, rotated phone video, interlaced TV (from the
+start or later), a frame size that changes mid-stream, recordings joined end to end, two video streams, no cut, a few
+frames, damage.
 
 Each file is generated here with PyAV; each either ingests right or fails with one line naming the file.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from video_files import write_video
+from video_files import write_broadcast, write_video
 
 from bassl.cli import main
 from bassl.config import load_config
@@ -97,7 +98,7 @@ def test_interlaced_video_is_deinterlaced_and_timed_right(tmp_path):
     summary, source = ingest([video], tmp_path / "root")
     np.testing.assert_array_equal(source.shot_timing("tv")[:, :2], [[0, 29], [30, 59], [60, 89]])
     rec = json.loads((tmp_path / "root" / ".ingest" / "tv.json").read_text())
-    assert rec["interlaced"] is True and rec["frames"] == 90 and "warning" not in rec
+    assert rec["interlaced_frames"] == 90 and rec["frames"] == 90 and "warning" not in rec
     np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6]], atol=1e-6)
     timing = source.shot_timing("tv")
     middle = keyframe_frames(timing[:, 0], timing[:, 1])[:, 1]  # [shots]: the frame of each middle keyframe
@@ -109,6 +110,55 @@ def test_interlaced_video_is_deinterlaced_and_timed_right(tmp_path):
 
     reencode_clip(video, tmp_path / "clip.mp4", 35, 50)  # a --split clip re-encoded: deinterlaced too
     assert combing(first_frame(tmp_path / "clip.mp4")) < 0.3 * combing(raw[35])
+
+
+def test_a_recording_that_turns_interlaced_and_changes_size_is_read_right(tmp_path):
+    """A TV recording: a progressive ident, a programme interlaced from its 31st frame, then an advert at a smaller
+    frame size, one stream throughout. The interlaced frames are deinterlaced though the first frame is not; every
+    keyframe has the size the first frame gives; cuts and times are the frames'."""
+    import av
+
+    video = write_broadcast(tmp_path / "tv.ts", [([30], (128, 72), False), ([30, 30], (128, 72), True),
+                                                 ([30], (96, 54), False)])
+    with av.open(str(video)) as c:  # what the keyframes would look like without the deinterlacer
+        raw = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert raw[0].shape == (72, 128, 3) and raw[-1].shape == (54, 96, 3)
+    summary, source = ingest([video], tmp_path / "root")
+    timing = source.shot_timing("tv")
+    np.testing.assert_array_equal(timing[:, :2], [[0, 29], [30, 59], [60, 89], [90, 119]])
+    rec = json.loads((tmp_path / "root" / ".ingest" / "tv.json").read_text())
+    assert rec["interlaced_frames"] == 60 and rec["frames"] == 120 and "warning" not in rec
+    np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6], [3.6, 4.8]], atol=1e-6)
+    middle = keyframe_frames(timing[:, 0], timing[:, 1])[:, 1]  # [shots]: the frame of each middle keyframe
+    for s in range(4):
+        with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("tv", s, 1)) as im:
+            assert im.size == tuple(rec["keyframe_size"])
+            kept = combing(np.asarray(im.convert("RGB")))
+        if s in (1, 2):
+            assert combing(raw[middle[s]]) > 4.0 and kept < 0.3 * combing(raw[middle[s]]), (s, kept)
+
+
+def test_recordings_joined_end_to_end_are_timed_on_and_split_by_their_frames(tmp_path):
+    """Two MPEG-TS recordings joined with ``cat``: the second's clock starts again, half a frame off the first's.
+    Times go on across the join. A stream copy reads the frame order from the timestamps, which the join scrambles,
+    so no frame is claimed as a keyframe and --split clips are re-encoded, holding the frames ingest numbers."""
+    from bassl.video.scene_files import keyframe_indices, split_clips
+
+    first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3)
+    second = write_video(tmp_path / "b.ts", [30, 30], fmt="mpegts", colour_seed=4, ts_offset=0.7)
+    video = tmp_path / "joined.ts"
+    video.write_bytes(first.read_bytes() + second.read_bytes())
+    _, source = ingest([video], tmp_path / "root")
+    np.testing.assert_array_equal(source.shot_timing("joined")[:, :2], [[0, 29], [30, 59], [60, 89], [90, 119]])
+    rec = json.loads((tmp_path / "root" / ".ingest" / "joined.json").read_text())
+    np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6], [3.6, 4.8]], atol=1e-6)
+    assert 0 in keyframe_indices(first)[0] and keyframe_indices(video) == (set(), 120)  # no copy across a join
+    doc = {"scenes": [{"start_frame": 0, "end_frame": 59}, {"start_frame": 60, "end_frame": 119}]}
+    clips = split_clips(video, doc, tmp_path / "clips")
+    assert [c["method"] for c in clips] == ["re-encode", "re-encode"] and [c["frames"] for c in clips] == [60, 60]
+    for clip, src in zip(clips, (first, second), strict=True):
+        got = first_frame(tmp_path / "clips" / clip["file"]).astype(float)
+        np.testing.assert_allclose(got[40:, 40:].mean((0, 1)), first_frame(src)[40:, 40:].mean((0, 1)), atol=6)
 
 
 @pytest.mark.parametrize("name", ["two streams.mkv", "two streams.mp4"])

@@ -10,18 +10,20 @@ import numpy as np
 
 def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str = "libx264",
                 size: tuple[int, int] = (128, 72), pix_fmt: str = "yuv420p", rotation: int = 0, cover: bool = False,
-                rate: int = 25, interlaced: bool = False, second_video: bool = False) -> Path:
+                rate: int = 25, interlaced: bool = False, second_video: bool = False, colour_seed: int = 1,
+                ts_offset: float = 0.0) -> Path:
     """Shots of solid colours (``shots``: frames per shot), a white block in the stored frame's top-left corner and a
     moving line. ``rotation``: a display matrix turning the picture that many degrees counter-clockwise (as phones
     write); ``cover``: an attached-picture (cover art) stream before the video stream; ``interlaced``: encoded as
     interlaced (H.264, top field first) and filmed so, a black bar moving 8 pixels a frame whose bottom field is
     caught half a frame later (4 pixels on); ``second_video``: before the main stream, a second video stream (a
-    grey 64x36 preview with no cut) that is not the default track."""
+    grey 64x36 preview with no cut) that is not the default track; ``colour_seed``: draws the shots' colours; ``ts_offset``: seconds added to every timestamp (a recording's clock
+    does not start at 0)."""
     import av
 
     w, h = size
-    colours = np.random.default_rng(1).integers(0, 256, (len(shots), 3)).astype(np.uint8)
-    with av.open(str(path), "w", format=fmt) as out:
+    colours = np.random.default_rng(colour_seed).integers(0, 256, (len(shots), 3)).astype(np.uint8)
+    with av.open(str(path), "w", format=fmt, options={"output_ts_offset": str(ts_offset)} if ts_offset else None) as out:
         if cover:
             art = out.add_stream("mjpeg")
             art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
@@ -43,15 +45,7 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
         pts = 0
         for shot, n in enumerate(shots):
             for i in range(n):
-                img = np.zeros((h, w, 3), np.uint8) + colours[shot]
-                img[: h // 8, : w // 8] = 255
-                if interlaced:
-                    for field, late in ((0, 0), (1, 4)):
-                        x = (i * 8 + late) % (w - 12)
-                        img[h // 8 + field:: 2, x: x + 12] = 0  # [rows of one field, the bar's columns]
-                else:
-                    img[:, (i * 2) % w] = 0
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(picture(colours[shot], i, size, interlaced), format="rgb24")
                 frame.pts, pts = pts, pts + 1
                 for p in st.encode(frame):
                     out.mux(p)
@@ -64,6 +58,50 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
             out.mux(p)
         for p in preview.encode() if second_video else []:
             out.mux(p)
+    return path
+
+
+def picture(colour: np.ndarray, i: int, size: tuple[int, int], interlaced: bool) -> np.ndarray:
+    """Frame ``i`` of a shot: ``colour``, a white block top-left, and a moving line, or for ``interlaced`` a black bar
+    moving 8 pixels a frame whose bottom field is caught half a frame later (4 pixels on)."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8) + colour
+    img[: h // 8, : w // 8] = 255
+    if interlaced:
+        for field, late in ((0, 0), (1, 4)):
+            x = (i * 8 + late) % (w - 12)
+            img[h // 8 + field:: 2, x: x + 12] = 0  # [rows of one field, the bar's columns]
+    else:
+        img[:, (i * 2) % w] = 0
+    return img
+
+
+def write_broadcast(path: Path, parts: list[tuple[list[int], tuple[int, int], bool]], rate: int = 25) -> Path:
+    """One MPEG-TS video stream as a TV recording has it: ``parts`` of (shots, size, interlaced), each encoded by its
+    own libx264 (new stream headers where the frame size or the scan changes), timestamps running on throughout."""
+    import av
+
+    colours = np.random.default_rng(2).integers(0, 256, (sum(len(s) for s, _, _ in parts), 3)).astype(np.uint8)
+    with av.open(str(path), "w", format="mpegts") as out:
+        st = out.add_stream("libx264", rate=rate)
+        st.width, st.height, st.pix_fmt = *parts[0][1], "yuv420p"
+        pts, shot = 0, 0
+        for shots, size, interlaced in parts:
+            enc = av.CodecContext.create("libx264", "w")
+            enc.width, enc.height, enc.pix_fmt = *size, "yuv420p"
+            enc.time_base, enc.framerate = Fraction(1, rate), Fraction(rate)
+            enc.options = {"x264-params": "interlaced=1:tff=1"} if interlaced else {}
+            for n in shots:
+                for i in range(n):
+                    frame = av.VideoFrame.from_ndarray(picture(colours[shot], i, size, interlaced), format="rgb24")
+                    frame.pts, frame.time_base, pts = pts, Fraction(1, rate), pts + 1
+                    for p in enc.encode(frame):
+                        p.stream = st
+                        out.mux(p)
+                shot += 1
+            for p in enc.encode(None):
+                p.stream = st
+                out.mux(p)
     return path
 
 

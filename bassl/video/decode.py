@@ -5,13 +5,17 @@ frame index bassl writes refer to that numbering. Times are each frame's present
 relative to the first frame, so variable-frame-rate files (phones, screen recordings) are timed right; a frame
 without a pts is timed ``index / fps``. Frames are scaled inside FFmpeg's swscale by one reused reformatter (the
 fast path on PyAV 18), so a detector that wants 128-pixel frames never sees a full-size one and memory never
-depends on the video's length. Interlaced video (TV recordings, DV tapes, DVDs) goes through FFmpeg's ``bwdif``
-deinterlacer first, one frame out per frame in, so keyframes show a picture, not two fields combed together.
+depends on the video's length. Interlaced frames (TV recordings, DV tapes, DVDs) go through FFmpeg's ``bwdif``
+deinterlacer, one frame out per frame in, so keyframes show a picture, not two fields combed together; each frame
+says whether it was interlaced, so a recording that opens on a progressive ident is deinterlaced where it turns.
+Timestamps that jump back (recordings joined end to end with ``cat``, a transport stream's clock wrapping) are
+read as a splice: time goes on from the frame before.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,7 +37,6 @@ class VideoInfo:
     duration: float  # seconds, from the container (0 when unknown)
     codec: str
     rotation: int = 0  # degrees counter-clockwise the player turns the frames (a phone's display matrix): 0/90/180/-90
-    interlaced: bool = False  # the first frame is interlaced (two fields): frames() deinterlaces then
     stream: int = 0  # which of the file's video streams (cover art not counted) is read: FFmpeg's choice
     streams: int = 1  # how many video streams the file has (a second camera angle, a preview track)
 
@@ -77,8 +80,8 @@ def probe(path: str | Path) -> VideoInfo:
             rotation = -90 if rotation == 270 else rotation  # 0, 90, 180 or -90 (FFmpeg may say -180 or 270)
             videos = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             return VideoInfo(path, float(rate), float(nominal), int(v.frames or 0), int(v.width), int(v.height),
-                             duration, v.codec_context.name, rotation, bool(first is not None and first.interlaced_frame),
-                             videos.index(v) if v in videos else 0, max(1, len(videos)))
+                             duration, v.codec_context.name, rotation, videos.index(v) if v in videos else 0,
+                             max(1, len(videos)))
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg cannot read it ({e}); is it a video file?") from e
 
@@ -89,6 +92,7 @@ class Frame:
     time: float  # seconds from the first frame's presentation time
     duration: float  # seconds this frame is shown (0 when the file does not say)
     image: np.ndarray | None  # [H, W, 3] uint8, None for a frame not asked for
+    interlaced: bool = False  # decoded as two fields (and deinterlaced, unless frames(deinterlace=False))
 
 
 def video_stream(container):
@@ -102,34 +106,51 @@ def video_stream(container):
         return container.streams.video[0]
 
 
-def deinterlaced(decoded: Iterator, stream) -> Iterator:
-    """``decoded`` frames through FFmpeg's ``bwdif`` (one frame out per frame in; a frame not flagged interlaced
-    passes untouched). It looks one frame ahead, so its output trails the input by a frame until the end flushes it."""
+def deinterlaced(decoded: Iterator, stream) -> Iterator[tuple]:
+    """(frame, whether it was interlaced) for each of ``decoded``. From the first interlaced frame on, wherever it
+    is, frames go through FFmpeg's ``bwdif``, which deinterlaces those flagged interlaced and passes the others
+    untouched, one frame out per frame in (a frame size or format that changes mid-stream reconfigures it). It looks
+    one frame ahead, so its output trails the input by a frame until the end flushes it. A progressive file never
+    meets the filter."""
     import av
 
-    graph = av.filter.Graph()
-    src, sink = graph.add_buffer(template=stream), graph.add("buffersink")
-    bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=interlaced")
-    src.link_to(bwdif)
-    bwdif.link_to(sink)
-    graph.configure()
+    graph, flags = None, deque()  # flags: whether each frame in the filter was interlaced, in order
     for frame in itertools.chain(decoded, [None]):  # None: end of stream, flush
+        if graph is None:
+            if frame is None:
+                return
+            if not frame.interlaced_frame:
+                yield frame, False
+                continue
+            graph = av.filter.Graph()
+            src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                   time_base=stream.time_base)
+            bwdif, sink = graph.add("bwdif", "mode=send_frame:parity=auto:deint=interlaced"), graph.add("buffersink")
+            src.link_to(bwdif)
+            bwdif.link_to(sink)
+            graph.configure()
+        if frame is not None:
+            flags.append(bool(frame.interlaced_frame))
         graph.push(frame)
         while True:
             try:
-                yield graph.pull()
+                yield graph.pull(), flags.popleft()
             except (BlockingIOError, av.error.EOFError):
                 break
 
 
+TIMESTAMP_SPLICE_S = 1.0  # a presentation time this far behind the frame before is a splice, not reordering
+
+
 def frames(path: str | Path, width: int | None = None, height: int | None = None, fmt: str = "rgb24",
            only: set[int] | None = None, interpolation: str = "AREA", fps: float | None = None,
-           rotation: int = 0, deinterlace: bool = False) -> Iterator[Frame]:
+           rotation: int = 0, deinterlace: bool = True) -> Iterator[Frame]:
     """Every frame, in order, with its presentation time; ``image`` (``fmt`` rgb24 or bgr24, scaled to ``width`` x
     ``height``, then turned ``rotation`` degrees counter-clockwise, so the size given is the upright one) for every
     frame, or only for the indices in ``only`` (the others are decoded, never converted). ``fps`` times the
-    frames that carry no pts (default: the stream's average rate); ``deinterlace`` (``VideoInfo.interlaced``)
-    passes them through :func:`deinterlaced` first."""
+    frames that carry no pts (default: the stream's average rate). Interlaced frames are deinterlaced
+    (:func:`deinterlaced`) unless ``deinterlace`` is False. Times never jump back by more than
+    ``TIMESTAMP_SPLICE_S``: after a splice they go on from the frame before, one frame's duration later."""
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -143,18 +164,22 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
             stream.thread_type = "AUTO"
             tb = float(stream.time_base) if stream.time_base else 0.0
             rate = fps or float(_rate(stream.average_rate) or _rate(stream.guessed_rate) or 25)
-            first = None
             decoded = c.decode(stream)
-            for index, frame in enumerate(deinterlaced(decoded, stream) if deinterlace else decoded):
+            flagged = deinterlaced(decoded, stream) if deinterlace else ((f, f.interlaced_frame) for f in decoded)
+            shift, last, step = None, 0.0, 1.0 / rate  # shift: added to pts x time base to time from the first frame
+            for index, (frame, interlaced) in enumerate(flagged):
                 tb = float(frame.time_base or 0) or tb  # the deinterlacer halves the time base
                 t = frame.pts * tb if frame.pts is not None and tb else index / rate
-                first = t if first is None else first
+                if shift is None or t + shift < last - TIMESTAMP_SPLICE_S:
+                    shift = (0.0 if shift is None else last + step) - t  # the first frame, or a splice
+                t, last = t + shift, t + shift
+                step = (frame.duration or 0) * tb or step
                 image = None
                 if only is None or index in only:
                     image = reformatter.reformat(frame, width=width, height=height, format=fmt,
                                                  interpolation=interpolation).to_ndarray()
                     if turns:
                         image = np.ascontiguousarray(np.rot90(image, turns))  # np.rot90: counter-clockwise
-                yield Frame(index, t - first, (frame.duration or 0) * tb, image)
+                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced))
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

@@ -43,7 +43,8 @@ from bassl.workers import process_maps, resolve_workers
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv"}
 RECORDS = ".ingest"  # per-video records, under the layout root
 REPORT = "ingest_report.json"
-RECORD_VERSION = 3  # 2: shot times from presentation timestamps ("shot_times"); 3: interlaced video deinterlaced.
+RECORD_VERSION = 4  # 2: shot times from presentation timestamps ("shot_times"); 3: interlaced video deinterlaced;
+# 4: interlaced frames deinterlaced wherever they are ("interlaced_frames"), times go on across a timestamp splice.
 # Older records are ingested again.
 
 
@@ -105,6 +106,7 @@ class DetectedShots:
     times: np.ndarray  # [N, 2] start, end in seconds from the frames' presentation times (end = when the next shot starts)
     count: int  # frames decoded
     nominal_fps: float
+    interlaced: int = 0  # of them decoded as two fields (and deinterlaced)
 
     @property
     def vfr(self) -> bool:
@@ -126,11 +128,11 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     detector = make_detector(cfg, info.fps, info.width, info.height)
     cuts: list[int] = []
     starts_s = array("d")
-    last_duration = 0.0
-    for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps, deinterlace=info.interlaced):
+    last_duration, interlaced = 0.0, 0
+    for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps):
         cuts += detector.process(f.index, f.image)
         starts_s.append(f.time)
-        last_duration = f.duration
+        last_duration, interlaced = f.duration, interlaced + f.interlaced
     count = len(starts_s)
     if count == 0:
         raise DataError(f"{path}: the video stream has no frames")
@@ -140,7 +142,7 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     ends = np.concatenate([bounds - 1, [count - 1]])
     t = frame_end_times(starts_s, last_duration, info.fps)
     return DetectedShots(np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1),
-                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps)
+                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps, interlaced)
 
 
 def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
@@ -241,7 +243,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     w, h = info.scaled(cfg.keyframe_height)
     written = 0
     try:
-        for f in frames(path, w, h, fmt="rgb24", only=set(wanted), rotation=info.rotation, deinterlace=info.interlaced):
+        for f in frames(path, w, h, fmt="rgb24", only=set(wanted), rotation=info.rotation):
             if f.image is None:
                 continue
             buf = io.BytesIO()
@@ -262,7 +264,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
            "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height,
-           "rotation": info.rotation, "codec": info.codec, "interlaced": info.interlaced,
+           "rotation": info.rotation, "codec": info.codec, "interlaced_frames": detected.interlaced,
            "video_stream": [info.stream, info.streams],
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
            "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bassl.data.atomic import atomic_path, write_atomic
-from bassl.video.decode import frames, probe, video_stream
+from bassl.video.decode import TIMESTAMP_SPLICE_S, frames, probe, video_stream
 from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
 
@@ -191,12 +191,18 @@ def write_scene_files(out_dir: Path, scenes: Scenes, video_src: str | None = Non
 
 
 def keyframe_indices(path: Path) -> tuple[set[int], int]:
-    """(frame indices of the video's keyframes (I/IDR packets), frame count), from the packets alone."""
+    """(frame indices of the video's keyframes (I/IDR packets), frame count), from the packets alone. The frame
+    order is read from the pts, so a file whose pts jump back (a splice: recordings joined end to end) gives no
+    keyframes: every clip is then re-encoded from the decoded frames, which :func:`frames` times across it."""
     import av
 
     with av.open(str(path)) as c:
         stream = video_stream(c)
         pts = [(p.pts, p.is_keyframe) for p in c.demux(stream) if p.pts is not None and p.dts is not None]
+        back = TIMESTAMP_SPLICE_S / float(stream.time_base or 1)  # in pts units
+    values = np.array([p for p, _ in pts], dtype=np.int64)  # [packets] in decode order
+    if len(values) and np.any(values < np.maximum.accumulate(values) - back):
+        return set(), len(pts)
     order = {p: i for i, (p, _) in enumerate(sorted(pts))}
     return {order[p] for p, key in pts if key}, len(pts)
 
@@ -238,8 +244,7 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
         ost.options = {"preset": preset, "crf": str(crf)}
         ost.codec_context.time_base = tb
         origin = None
-        for f in frames(src, w, h, fmt="rgb24", only=set(range(first, stop)), rotation=info.rotation,
-                        deinterlace=info.interlaced):
+        for f in frames(src, w, h, fmt="rgb24", only=set(range(first, stop)), rotation=info.rotation):
             if f.index < first:
                 continue
             if f.index >= stop:
