@@ -17,8 +17,8 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
     write); ``cover``: an attached-picture (cover art) stream before the video stream; ``interlaced``: encoded as
     interlaced (H.264, top field first) and filmed so, a black bar moving 8 pixels a frame whose bottom field is
     caught half a frame later (4 pixels on); ``second_video``: before the main stream, a second video stream (a
-    grey 64x36 preview with no cut) that is not the default track; ``colour_seed``: draws the shots' colours; ``ts_offset``: seconds added to every timestamp (a recording's clock
-    does not start at 0)."""
+    grey 64x36 preview with no cut) that is not the default track; ``colour_seed``: draws the shots' colours;
+    ``ts_offset``: seconds added to every timestamp (a recording's clock does not start at 0)."""
     import av
 
     w, h = size
