@@ -238,3 +238,25 @@ def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
     ingest_videos([inputs], tmp_path / "half", cfg, progress=False, part=(0, 3))
     with pytest.raises(DataError, match=r"every part 0\.\.N-1 of one N must finish"):
         merge_ingest(tmp_path / "half")
+
+
+def test_clips_reencoded_in_one_pass_equal_clips_cut_one_by_one(tmp_path):
+    """--split re-encodes every clip that needs it in one decode of the video; each clip is byte for byte the one a
+    decode from the start for that clip alone gives. A clip past the video's end is an error naming it, after the
+    others are written."""
+    import av
+
+    from bassl.errors import DataError
+    from bassl.video.scene_files import reencode_clip, reencode_clips
+
+    video = write_video(tmp_path / "v.mkv", SHOTS)
+    ranges = [(60, 90), (5, 20), (20, 47)]  # out of order, with a gap (47-59) that no clip takes
+    reencode_clips(video, [(tmp_path / f"pass_{a}.mp4", a, b) for a, b in ranges])
+    for a, b in ranges:
+        reencode_clip(video, tmp_path / f"alone_{a}.mp4", a, b)
+        assert (tmp_path / f"pass_{a}.mp4").read_bytes() == (tmp_path / f"alone_{a}.mp4").read_bytes(), a
+        with av.open(str(tmp_path / f"pass_{a}.mp4")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == b - a
+    with pytest.raises(DataError, match=r"ended before frames 95\.\.99 \(late\.mp4\)"):
+        reencode_clips(video, [(tmp_path / "early.mp4", 0, 10), (tmp_path / "late.mp4", 95, 100)])
+    assert (tmp_path / "early.mp4").exists() and not (tmp_path / "late.mp4").exists()

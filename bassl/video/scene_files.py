@@ -7,9 +7,11 @@ ingest recorded them, right for variable frame rates too), a scene's ``end`` bei
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bassl.data.atomic import atomic_path, write_atomic
+from bassl.errors import DataError
 from bassl.video.decode import TIMESTAMP_SPLICE_S, frames, probe, video_stream
 from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
@@ -82,9 +86,9 @@ class Scenes:
         """The scene viewer page (:mod:`bassl.video.scene_page`)."""
         return write_scene_page(Path(path), self.to_json(), self.keyframe, video_src)
 
-    def split(self, out_dir: str | Path) -> list[dict[str, Any]]:
+    def split(self, out_dir: str | Path, progress: bool = False) -> list[dict[str, Any]]:
         """One clip per scene in ``out_dir`` (stream copy where a scene starts on a keyframe, else re-encoded)."""
-        return split_clips(self.video, self.to_json(), Path(out_dir))
+        return split_clips(self.video, self.to_json(), Path(out_dir), progress)
 
 
 def timestamp(seconds: float) -> str:
@@ -229,44 +233,91 @@ def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
             out.mux(p)
 
 
-def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, preset: str = "veryfast") -> None:
-    """Frames ``first`` .. ``stop - 1``, decoded as ingest decodes them (:func:`bassl.video.decode.frames`: upright,
-    deinterlaced) and encoded again with libx264 (frame-accurate anywhere). Each frame keeps its presentation time
-    (shifted to start at 0), so a variable-frame-rate clip plays at its pace."""
+def reencode_clips(src: Path, clips: list[tuple[Path, int, int]], crf: int = 18, preset: str = "veryfast",
+                   progress: bool = False) -> None:
+    """Each ``(dst, first, stop)``: frames ``first`` .. ``stop - 1``, decoded as ingest decodes them
+    (:func:`bassl.video.decode.frames`: upright, deinterlaced) and encoded again with libx264 (frame-accurate
+    anywhere). All in one decode of ``src``, so a film's clips cost one pass over it, not a decode from the start
+    per clip. Each frame keeps its presentation time (shifted to start the clip at 0), so a variable-frame-rate clip
+    plays at its pace. Each clip appears complete or not at all."""
     import av
 
+    todo = sorted(clips, key=lambda c: c[1])
+    if not todo:
+        return
     info = probe(src)
     w, h = (d // 2 * 2 for d in info.display_size)
     tb = Fraction(1, 90000)  # MPEG's clock: any source's times to 11 microseconds
-    with atomic_path(dst) as tmp, av.open(str(tmp), "w", format="mp4") as out:
-        ost = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(100000))
-        ost.width, ost.height, ost.pix_fmt = w, h, "yuv420p"
-        ost.options = {"preset": preset, "crf": str(crf)}
-        ost.codec_context.time_base = tb
-        origin = None
-        for f in frames(src, w, h, fmt="rgb24", only=set(range(first, stop)), rotation=info.rotation):
-            if f.index < first:
-                continue
-            if f.index >= stop:
-                break
-            origin = f.time if origin is None else origin
-            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24")
-            frame.pts, frame.time_base = round((f.time - origin) / tb), tb
-            for p in ost.encode(frame):
-                out.mux(p)
+    rate = Fraction(info.fps).limit_denominator(100000)
+    wanted = set().union(*(range(first, stop) for _, first, stop in todo))
+    k, clip, origin = 0, None, 0.0  # clip: (ExitStack that commits the file, container, stream) being written
+    bar = tqdm(total=todo[-1][2], desc="clips", unit="frame", disable=not progress)
+
+    def finish() -> None:
+        stack, out, ost = clip
         for p in ost.encode():
             out.mux(p)
+        stack.close()  # closes the container, then moves the file into place
+
+    try:
+        for f in frames(src, w, h, fmt="rgb24", only=wanted, rotation=info.rotation):
+            bar.update()
+            while k < len(todo) and f.index >= todo[k][2]:  # past clip k's last frame
+                if clip is not None:
+                    finish()
+                    clip = None
+                k += 1
+            if k == len(todo):
+                break
+            dst, first, _ = todo[k]
+            if f.index < first:
+                continue
+            if clip is None:
+                stack = contextlib.ExitStack()
+                out = stack.enter_context(av.open(str(stack.enter_context(atomic_path(dst))), "w", format="mp4"))
+                ost = out.add_stream("libx264", rate=rate)
+                ost.width, ost.height, ost.pix_fmt = w, h, "yuv420p"
+                ost.options = {"preset": preset, "crf": str(crf)}
+                ost.codec_context.time_base = tb
+                clip, origin = (stack, out, ost), f.time
+            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24")
+            frame.pts, frame.time_base = round((f.time - origin) / tb), tb
+            for p in clip[2].encode(frame):
+                clip[1].mux(p)
+        if clip is not None:
+            finish()
+            clip, k = None, k + 1
+    except BaseException:
+        if clip is not None:
+            clip[0].__exit__(*sys.exc_info())  # the clip being written is removed, not left half-written
+        raise
+    finally:
+        bar.close()
+    if k < len(todo):
+        dst, first, stop = todo[k]
+        raise DataError(f"{src}: the video ended before frames {first}..{stop - 1} ({dst.name}); "
+                        "were the scenes made from this file?")
 
 
-def split_clips(video: Path, doc: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
-    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes, re-encoded otherwise."""
+def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, preset: str = "veryfast") -> None:
+    """One clip by :func:`reencode_clips`."""
+    reencode_clips(src, [(dst, first, stop)], crf, preset)
+
+
+def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
+    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes, re-encoded otherwise (all
+    those in one decode of the video)."""
     keyframes, total = keyframe_indices(video)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clips = []
+    clips, reencode = [], []
     for i, s in enumerate(doc["scenes"], 1):
         first, stop = s["start_frame"], s["end_frame"] + 1
         dst = out_dir / f"scene_{i:03d}.mp4"
         copy = first in keyframes and (stop >= total or stop in keyframes)
-        (copy_clip if copy else reencode_clip)(video, dst, first, stop)
+        if copy:
+            copy_clip(video, dst, first, stop)
+        else:
+            reencode.append((dst, first, stop))
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copy else "re-encode"})
+    reencode_clips(video, reencode, progress=progress)
     return clips

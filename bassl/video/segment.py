@@ -21,7 +21,7 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
     files = scenes.save(out_dir, video_src=html_video)
     doc = scenes.to_json()
     if split:
-        doc["clips"] = scenes.split(out_dir / "clips")
+        doc["clips"] = scenes.split(out_dir / "clips", progress)
         files["clips"] = out_dir / "clips"
     doc["timing"] = scenes.timing
     if progress:
