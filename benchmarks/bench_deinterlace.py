@@ -27,13 +27,19 @@ from bassl.video.decode import frames
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_interlaced_clip(path: Path, seconds: int, size: tuple[int, int] = (720, 576), rate: int = 25) -> Path:
+def write_bar_clip(path: Path, seconds: int, size: tuple[int, int] = (720, 576), rate: int = 25,
+                   interlaced: bool = True, keyframe_seconds: int | None = None) -> Path:
+    """H.264 shots of 3 s, each a colour with a bar of its complement moving 8 pixels a frame; ``interlaced``: top
+    field first, the bottom field caught half a frame (4 px) later, as a TV camera films; ``keyframe_seconds``: a
+    keyframe only that often (none at the cuts), else where x264 puts them. Also used by bench_split.py."""
     import av
 
     w, h = size
     rng = np.random.default_rng(0)
+    options = {"preset": "veryfast", **({"x264-params": "interlaced=1:tff=1"} if interlaced else {}),
+               **({"g": str(keyframe_seconds * rate), "sc_threshold": "0"} if keyframe_seconds else {})}
     with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=rate, options={"x264-params": "interlaced=1:tff=1", "preset": "veryfast"})
+        st = out.add_stream("libx264", rate=rate, options=options)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
         colour = rng.integers(0, 256, 3)
         for i in range(seconds * rate):
@@ -41,9 +47,9 @@ def write_interlaced_clip(path: Path, seconds: int, size: tuple[int, int] = (720
                 colour = rng.integers(0, 256, 3)
             img = np.empty((h, w, 3), np.uint8)
             img[:] = colour
-            for field, late in ((0, 0), (1, 4)):  # the bottom field half a frame (4 px) later
+            for field, late in ((0, 0), (1, 4)) if interlaced else ((0, 0),):
                 x = (i * 8 + late) % (w - 40)
-                img[field::2, x: x + 40] = 255 - colour  # [rows of one field, the bar's columns]
+                img[field:: 2 if interlaced else 1, x: x + 40] = 255 - colour  # [rows of the field, bar columns]
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             for p in st.encode(frame):
@@ -66,7 +72,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        clip = write_interlaced_clip(Path(tmp) / "pal.mkv", args.seconds)
+        clip = write_bar_clip(Path(tmp) / "pal.mkv", args.seconds)
         times: dict[str, list[float]] = {"plain": [], "bwdif": []}
         for _ in range(args.repeats):
             for name, d in (("plain", False), ("bwdif", True)):

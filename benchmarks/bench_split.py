@@ -4,7 +4,8 @@ on the same file in the same run (a ratio, not a time).
 
     .venv/bin/python benchmarks/bench_split.py [--seconds 120] [--scenes 24] [--repeats 2]
 
-The video: 640x360 at 25 fps, H.264 with a keyframe only every 10 s (so scenes do not start on one), cut into
+The video: 640x360 at 25 fps, H.264 shots of a moving bar (``bench_deinterlace.write_bar_clip``, progressive) with a
+keyframe only every 10 s (so scenes do not start on one), cut into
 ``--scenes`` equal scenes, each re-encoded with libx264 (veryfast, CRF 18) as --split does. Runs alternate so that
 load on the machine falls on both; both write byte-identical clips (checked). Writes
 benchmarks/results/split.{json,md}.
@@ -22,37 +23,11 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from bench_deinterlace import write_bar_clip
 
 from bassl.video.scene_files import reencode_clip, reencode_clips
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def write_video(path: Path, seconds: int, size: tuple[int, int] = (640, 360), rate: int = 25) -> Path:
-    """Shots of 4 s: a colour and a bar moving across it, a keyframe every 10 s."""
-    import av
-
-    w, h = size
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=rate, options={"preset": "veryfast", "g": str(10 * rate),
-                                                           "sc_threshold": "0"})
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        colour = rng.integers(0, 256, 3)
-        for i in range(seconds * rate):
-            if i % (4 * rate) == 0:
-                colour = rng.integers(0, 256, 3)
-            img = np.empty((h, w, 3), np.uint8)
-            img[:] = colour
-            x = (i * 6) % (w - 40)
-            img[:, x: x + 40] = 255 - colour
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for p in st.encode(frame):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-    return path
 
 
 def main() -> None:
@@ -65,7 +40,7 @@ def main() -> None:
     bounds = np.linspace(0, frames, args.scenes + 1).astype(int)
     times: dict[str, list[float]] = {"one pass": [], "per clip": []}
     with tempfile.TemporaryDirectory() as tmp:
-        video = write_video(Path(tmp) / "film.mp4", args.seconds)
+        video = write_bar_clip(Path(tmp) / "film.mp4", args.seconds, (640, 360), interlaced=False, keyframe_seconds=10)
         for r in range(args.repeats):
             for name in times:
                 d = Path(tmp) / f"{name.replace(' ', '_')}_{r}"
