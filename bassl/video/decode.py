@@ -3,18 +3,18 @@
 Frames come out in presentation order and are numbered 0, 1, 2, ... in that order; a shot's timing and every
 frame index bassl writes refer to that numbering. Times are each frame's presentation time (pts x time base)
 relative to the first frame, so variable-frame-rate files (phones, screen recordings) are timed right; a frame
-without a pts is timed ``index / fps``. Frames are scaled inside FFmpeg's swscale by one reused reformatter (the
-fast path on PyAV 18), so a detector that wants 128-pixel frames never sees a full-size one and memory never
-depends on the video's length. Interlaced frames (TV recordings, DV tapes, DVDs) go through FFmpeg's ``bwdif``
-deinterlacer, one frame out per frame in, so keyframes show a picture, not two fields combed together; each frame
-says whether it was interlaced, so a recording that opens on a progressive ident is deinterlaced where it turns.
-Timestamps that jump back (recordings joined end to end with ``cat``, a transport stream's clock wrapping) are
-read as a splice: time goes on from the frame before.
+without a pts is timed when the frame before ends. Frames are scaled inside FFmpeg's swscale by one reused
+reformatter (the fast path on PyAV 18), so a detector that wants 128-pixel frames never sees a full-size one and
+memory never depends on the video's length. Interlaced frames (TV recordings, DV tapes, DVDs) go through FFmpeg's
+``bwdif`` deinterlacer, one frame out per frame in, so keyframes show a picture, not two fields combed together;
+each frame says whether it was interlaced, so a recording that opens on a progressive ident is deinterlaced where
+it turns, and a size change (SD adverts in an HD recording) builds the filter again. Timestamps that jump back by
+over a second (recordings joined end to end with ``cat``, a transport stream's clock wrapping) are read as a
+splice: time goes on from the frame before.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,34 +109,42 @@ def video_stream(container):
 def deinterlaced(decoded: Iterator, stream) -> Iterator[tuple]:
     """(frame, whether it was interlaced) for each of ``decoded``. From the first interlaced frame on, wherever it
     is, frames go through FFmpeg's ``bwdif``, which deinterlaces those flagged interlaced and passes the others
-    untouched, one frame out per frame in (a frame size or format that changes mid-stream reconfigures it). It looks
-    one frame ahead, so its output trails the input by a frame until the end flushes it. A progressive file never
-    meets the filter."""
+    untouched, one frame out per frame in. It looks one frame ahead, so its output trails the input by a frame until
+    a flush: at the end, and where the frame size or format changes (the filter is then built again for the new
+    size, at the next interlaced frame). A progressive file never meets the filter."""
     import av
 
-    graph, flags = None, deque()  # flags: whether each frame in the filter was interlaced, in order
-    for frame in itertools.chain(decoded, [None]):  # None: end of stream, flush
-        if graph is None:
-            if frame is None:
+    graph, shape, flags = None, None, deque()  # flags: whether each frame in the filter was interlaced, in order
+
+    def drain() -> Iterator[tuple]:
+        while True:
+            try:
+                yield graph.pull(), flags.popleft()
+            except (BlockingIOError, av.error.EOFError):
                 return
+
+    for frame in decoded:
+        if graph is not None and (frame.width, frame.height, frame.format.name) != shape:
+            graph.push(None)  # a new size or format: flush the filter, build it again when needed
+            yield from drain()
+            graph = None
+        if graph is None:
             if not frame.interlaced_frame:
                 yield frame, False
                 continue
-            graph = av.filter.Graph()
+            graph, shape = av.filter.Graph(), (frame.width, frame.height, frame.format.name)
             src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                    time_base=stream.time_base)
             bwdif, sink = graph.add("bwdif", "mode=send_frame:parity=auto:deint=interlaced"), graph.add("buffersink")
             src.link_to(bwdif)
             bwdif.link_to(sink)
             graph.configure()
-        if frame is not None:
-            flags.append(bool(frame.interlaced_frame))
+        flags.append(bool(frame.interlaced_frame))
         graph.push(frame)
-        while True:
-            try:
-                yield graph.pull(), flags.popleft()
-            except (BlockingIOError, av.error.EOFError):
-                break
+        yield from drain()
+    if graph is not None:
+        graph.push(None)  # end of stream: flush
+        yield from drain()
 
 
 TIMESTAMP_SPLICE_S = 1.0  # a presentation time this far behind the frame before is a splice, not reordering
@@ -149,8 +157,8 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
     ``height``, then turned ``rotation`` degrees counter-clockwise, so the size given is the upright one) for every
     frame, or only for the indices in ``only`` (the others are decoded, never converted). ``fps`` times the
     frames that carry no pts (default: the stream's average rate). Interlaced frames are deinterlaced
-    (:func:`deinterlaced`) unless ``deinterlace`` is False. Times never jump back by more than
-    ``TIMESTAMP_SPLICE_S``: after a splice they go on from the frame before, one frame's duration later."""
+    (:func:`deinterlaced`) unless ``deinterlace`` is False. Times never decrease: a frame timed more than
+    ``TIMESTAMP_SPLICE_S`` before the one before is a splice, and times go on from when that one ends."""
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -169,11 +177,17 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
             shift, last, step = None, 0.0, 1.0 / rate  # shift: added to pts x time base to time from the first frame
             for index, (frame, interlaced) in enumerate(flagged):
                 tb = float(frame.time_base or 0) or tb  # the deinterlacer halves the time base
-                t = frame.pts * tb if frame.pts is not None and tb else index / rate
-                if shift is None or t + shift < last - TIMESTAMP_SPLICE_S:
-                    shift = (0.0 if shift is None else last + step) - t  # the first frame, or a splice
-                t, last = t + shift, t + shift
-                step = (frame.duration or 0) * tb or step
+                after = last + step if index else 0.0  # when the frame before ends
+                if frame.pts is None or not tb:
+                    t = after
+                else:
+                    if shift is None:  # the first frame with a pts
+                        shift = after - frame.pts * tb
+                    t = frame.pts * tb + shift
+                    if t < last - TIMESTAMP_SPLICE_S:  # a splice: go on from the frame before
+                        shift, t = shift + after - t, after
+                    t = max(t, last)  # a smaller step back: kept from decreasing
+                last, step = t, (frame.duration or 0) * tb or step
                 image = None
                 if only is None or index in only:
                     image = reformatter.reformat(frame, width=width, height=height, format=fmt,

@@ -11,7 +11,7 @@ import contextlib
 import csv
 import io
 import json
-import sys
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bassl.data.atomic import atomic_path, write_atomic
+from bassl.data.atomic import atomic_path, temp_path, write_atomic
 from bassl.errors import DataError
 from bassl.video.decode import TIMESTAMP_SPLICE_S, frames, probe, video_stream
 from bassl.video.scene_page import thumbnail_shots, write_scene_page
@@ -233,70 +233,97 @@ def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
             out.mux(p)
 
 
+class ClipEncoder:
+    """One re-encoded clip being written: libx264 into an MP4 beside ``dst``, moved into place by :meth:`close`,
+    removed by :meth:`abort` (what :func:`bassl.data.atomic.atomic_path` does for a ``with`` block, here for a clip
+    that opens and closes as the frames of one decode come)."""
+
+    TIME_BASE = Fraction(1, 90000)  # MPEG's clock: any source's times to 11 microseconds
+
+    def __init__(self, dst: Path, size: tuple[int, int], rate: Fraction, crf: int, preset: str, origin: float):
+        import av
+
+        self.dst, self.tmp = dst, temp_path(dst)
+        self.origin, self.pts, self.frames = origin, -1, 0
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self.out = av.open(str(self.tmp), "w", format="mp4")
+        try:
+            self.stream = self.out.add_stream("libx264", rate=rate)
+            self.stream.width, self.stream.height, self.stream.pix_fmt = *size, "yuv420p"
+            self.stream.options = {"preset": preset, "crf": str(crf)}
+            self.stream.codec_context.time_base = self.TIME_BASE
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, image: np.ndarray, time: float) -> None:
+        """One frame, ``image`` [H, W, 3] rgb24, shown at ``time`` (seconds in the source, the clip's start at 0)."""
+        import av
+
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        self.pts = max(round((time - self.origin) / self.TIME_BASE), self.pts + 1)  # strictly increasing
+        frame.pts, frame.time_base = self.pts, self.TIME_BASE
+        for p in self.stream.encode(frame):
+            self.out.mux(p)
+        self.frames += 1
+
+    def close(self) -> None:
+        for p in self.stream.encode():
+            self.out.mux(p)
+        self.out.close()
+        os.replace(self.tmp, self.dst)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # a half-written stream may not close cleanly; it is removed anyway
+            self.out.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def reencode_clips(src: Path, clips: list[tuple[Path, int, int]], crf: int = 18, preset: str = "veryfast",
                    progress: bool = False) -> None:
     """Each ``(dst, first, stop)``: frames ``first`` .. ``stop - 1``, decoded as ingest decodes them
     (:func:`bassl.video.decode.frames`: upright, deinterlaced) and encoded again with libx264 (frame-accurate
     anywhere). All in one decode of ``src``, so a film's clips cost one pass over it, not a decode from the start
     per clip. Each frame keeps its presentation time (shifted to start the clip at 0), so a variable-frame-rate clip
-    plays at its pace. Each clip appears complete or not at all."""
-    import av
-
+    plays at its pace. Clips must not overlap. Each clip appears complete or not at all: one the video ends inside is
+    an error naming it, after the clips before it are written."""
     todo = sorted(clips, key=lambda c: c[1])
+    for i, (dst, first, stop) in enumerate(todo):
+        if first >= stop or (i and first < todo[i - 1][2]):
+            raise ValueError(f"clip {dst.name} (frames {first}..{stop - 1}) is empty or overlaps the one before")
     if not todo:
         return
     info = probe(src)
-    w, h = (d // 2 * 2 for d in info.display_size)
-    tb = Fraction(1, 90000)  # MPEG's clock: any source's times to 11 microseconds
+    size = tuple(d // 2 * 2 for d in info.display_size)
     rate = Fraction(info.fps).limit_denominator(100000)
     wanted = set().union(*(range(first, stop) for _, first, stop in todo))
-    k, clip, origin = 0, None, 0.0  # clip: (ExitStack that commits the file, container, stream) being written
-    bar = tqdm(total=todo[-1][2], desc="clips", unit="frame", disable=not progress)
-
-    def finish() -> None:
-        stack, out, ost = clip
-        for p in ost.encode():
-            out.mux(p)
-        stack.close()  # closes the container, then moves the file into place
-
-    try:
-        for f in frames(src, w, h, fmt="rgb24", only=wanted, rotation=info.rotation):
-            bar.update()
-            while k < len(todo) and f.index >= todo[k][2]:  # past clip k's last frame
-                if clip is not None:
-                    finish()
-                    clip = None
-                k += 1
-            if k == len(todo):
-                break
-            dst, first, _ = todo[k]
-            if f.index < first:
-                continue
-            if clip is None:
-                stack = contextlib.ExitStack()
-                out = stack.enter_context(av.open(str(stack.enter_context(atomic_path(dst))), "w", format="mp4"))
-                ost = out.add_stream("libx264", rate=rate)
-                ost.width, ost.height, ost.pix_fmt = w, h, "yuv420p"
-                ost.options = {"preset": preset, "crf": str(crf)}
-                ost.codec_context.time_base = tb
-                clip, origin = (stack, out, ost), f.time
-            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24")
-            frame.pts, frame.time_base = round((f.time - origin) / tb), tb
-            for p in clip[2].encode(frame):
-                clip[1].mux(p)
-        if clip is not None:
-            finish()
-            clip, k = None, k + 1
-    except BaseException:
-        if clip is not None:
-            clip[0].__exit__(*sys.exc_info())  # the clip being written is removed, not left half-written
-        raise
-    finally:
-        bar.close()
+    k, clip, last = 0, None, -1  # clip: todo[k] being written; last: the last frame decoded
+    with tqdm(total=todo[-1][2], desc="clips", unit="frame", disable=not progress) as bar:
+        try:
+            for f in frames(src, *size, fmt="rgb24", only=wanted, rotation=info.rotation):
+                bar.update()
+                last = f.index
+                dst, first, stop = todo[k]
+                if f.index >= stop:  # clip k is complete (clips are in order, each at least one frame)
+                    clip.close()
+                    clip, k = None, k + 1
+                    if k == len(todo):
+                        break
+                    dst, first, stop = todo[k]
+                if f.index < first:
+                    continue
+                clip = clip or ClipEncoder(dst, size, rate, crf, preset, origin=f.time)
+                clip.write(f.image, f.time)
+            if clip is not None and clip.frames == stop - first:  # the video ended with clip k
+                clip.close()
+                clip, k = None, k + 1
+        finally:
+            if clip is not None:  # an error, or the video ended inside clip k: no half clip is left
+                clip.abort()
     if k < len(todo):
         dst, first, stop = todo[k]
-        raise DataError(f"{src}: the video ended before frames {first}..{stop - 1} ({dst.name}); "
-                        "were the scenes made from this file?")
+        raise DataError(f"{src}: the video ended at frame {last}, before the end of {dst.name} (frames {first}.."
+                        f"{stop - 1}); were the scenes made from this file?")
 
 
 def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, preset: str = "veryfast") -> None:
