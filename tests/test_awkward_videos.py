@@ -34,6 +34,10 @@ def ingest(paths: list[Path], root: Path):
     ("clip.webm", {"codec": "libvpx-vp9"}),
     ("clip.mov", {}),
     ("clip.ts", {"fmt": "mpegts"}),
+    ("phone hevc 10-bit.mp4", {"codec": "libx265", "pix_fmt": "yuv420p10le"}),  # what phones record (HDR)
+    ("clip av1.mkv", {"codec": "libsvtav1"}),  # downloads from video sites
+    ("edit prores.mov", {"codec": "prores_ks", "pix_fmt": "yuv422p10le"}),  # exports from editors
+    ("dvb mpeg2.ts", {"codec": "mpeg2video", "fmt": "mpegts"}),  # TV and DVD
     ("odd size.mkv", {"codec": "ffv1", "size": (127, 71), "pix_fmt": "yuv444p"}),  # odd width and height
     ("with cover.mp4", {"cover": True}),  # an attached picture as stream 0, the video as stream 1
 ])
