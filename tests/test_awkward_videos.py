@@ -163,6 +163,8 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_by_their_frames(tmp
     rec = json.loads((tmp_path / "root" / ".ingest" / "joined.json").read_text())
     np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6], [3.6, 4.8]], atol=1e-6)
     assert 0 in keyframe_indices(first)[0] and keyframe_indices(video) == (set(), 120)  # no copy across a join
+    timelapse = write_video(tmp_path / "timelapse.mp4", [8, 8], rate=1)  # B-frames 3 s out of order: not a join
+    assert 0 in keyframe_indices(timelapse)[0]
     doc = {"scenes": [{"start_frame": 0, "end_frame": 59}, {"start_frame": 60, "end_frame": 119}]}
     clips = split_clips(video, doc, tmp_path / "clips")
     assert [c["method"] for c in clips] == ["re-encode", "re-encode"] and [c["frames"] for c in clips] == [60, 60]

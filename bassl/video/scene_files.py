@@ -203,7 +203,9 @@ def keyframe_indices(path: Path) -> tuple[set[int], int]:
     with av.open(str(path)) as c:
         stream = video_stream(c)
         pts = [(p.pts, p.is_keyframe) for p in c.demux(stream) if p.pts is not None and p.dts is not None]
-        back = TIMESTAMP_SPLICE_S / float(stream.time_base or 1)  # in pts units
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        # in pts units; B-frames reorder up to 16 frames, which at a low rate (a timelapse) is more than 1 s
+        back = max(TIMESTAMP_SPLICE_S, 16 / rate) / float(stream.time_base or 1)
     values = np.array([p for p, _ in pts], dtype=np.int64)  # [packets] in decode order
     if len(values) and np.any(values < np.maximum.accumulate(values) - back):
         return set(), len(pts)
