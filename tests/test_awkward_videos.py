@@ -133,7 +133,8 @@ def test_a_recording_that_turns_interlaced_and_changes_size_is_read_right(tmp_pa
     timing = source.shot_timing("tv")
     np.testing.assert_array_equal(timing[:, :2], [[a, a + 29] for a in range(0, 180, 30)])
     rec = json.loads((tmp_path / "root" / ".ingest" / "tv.json").read_text())
-    assert rec["interlaced_frames"] == 120 and rec["frames"] == 180 and "warning" not in rec
+    assert rec["interlaced_frames"] == 120 and rec["frames"] == 180 and rec["timestamp_splices"] == 0
+    assert "warning" not in rec
     np.testing.assert_allclose(rec["shot_times"], [[1.2 * s, 1.2 * (s + 1)] for s in range(6)], atol=1e-6)
     middle = keyframe_frames(timing[:, 0], timing[:, 1])[:, 1]  # [shots]: the frame of each middle keyframe
     for s in range(6):
@@ -162,6 +163,7 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_by_their_frames(tmp
     np.testing.assert_array_equal(source.shot_timing("joined")[:, :2], [[0, 29], [30, 59], [60, 89], [90, 119]])
     rec = json.loads((tmp_path / "root" / ".ingest" / "joined.json").read_text())
     np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6], [3.6, 4.8]], atol=1e-6)
+    assert rec["timestamp_splices"] == 1 and "jump back 1 time(s)" in rec["warning"]
     assert 0 in keyframe_indices(first)[0] and keyframe_indices(video) == (set(), 120)  # no copy across a join
     timelapse = write_video(tmp_path / "timelapse.mp4", [8, 8], rate=1)  # B-frames 3 s out of order: not a join
     assert 0 in keyframe_indices(timelapse)[0]

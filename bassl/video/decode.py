@@ -93,6 +93,7 @@ class Frame:
     duration: float  # seconds this frame is shown (0 when the file does not say)
     image: np.ndarray | None  # [H, W, 3] uint8, None for a frame not asked for
     interlaced: bool = False  # decoded as two fields (and deinterlaced, unless frames(deinterlace=False))
+    splice: bool = False  # its pts jumped back (recordings joined end to end): timed on from the frame before
 
 
 def video_stream(container):
@@ -178,13 +179,15 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
             for index, (frame, interlaced) in enumerate(flagged):
                 tb = float(frame.time_base or 0) or tb  # the deinterlacer halves the time base
                 after = last + step if index else 0.0  # when the frame before ends
+                splice = False
                 if frame.pts is None or not tb:
                     t = after
                 else:
                     if shift is None:  # the first frame with a pts
                         shift = after - frame.pts * tb
                     t = frame.pts * tb + shift
-                    if t < last - TIMESTAMP_SPLICE_S:  # a splice: go on from the frame before
+                    splice = t < last - TIMESTAMP_SPLICE_S
+                    if splice:  # go on from the frame before
                         shift, t = shift + after - t, after
                     t = max(t, last)  # a smaller step back: kept from decreasing
                 last, step = t, (frame.duration or 0) * tb or step
@@ -194,6 +197,6 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
                                                  interpolation=interpolation).to_ndarray()
                     if turns:
                         image = np.ascontiguousarray(np.rot90(image, turns))  # np.rot90: counter-clockwise
-                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced))
+                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced), splice)
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

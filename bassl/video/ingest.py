@@ -107,6 +107,7 @@ class DetectedShots:
     count: int  # frames decoded
     nominal_fps: float
     interlaced: int = 0  # of them decoded as two fields (and deinterlaced)
+    splices: int = 0  # where the timestamps jumped back (recordings joined end to end)
 
     @property
     def vfr(self) -> bool:
@@ -128,11 +129,11 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     detector = make_detector(cfg, info.fps, info.width, info.height)
     cuts: list[int] = []
     starts_s = array("d")
-    last_duration, interlaced = 0.0, 0
+    last_duration, interlaced, splices = 0.0, 0, 0
     for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps):
         cuts += detector.process(f.index, f.image)
         starts_s.append(f.time)
-        last_duration, interlaced = f.duration, interlaced + f.interlaced
+        last_duration, interlaced, splices = f.duration, interlaced + f.interlaced, splices + f.splice
     count = len(starts_s)
     if count == 0:
         raise DataError(f"{path}: the video stream has no frames")
@@ -142,7 +143,7 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     ends = np.concatenate([bounds - 1, [count - 1]])
     t = frame_end_times(starts_s, last_duration, info.fps)
     return DetectedShots(np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1),
-                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps, interlaced)
+                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps, interlaced, splices)
 
 
 def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
@@ -165,6 +166,15 @@ def several_streams_warning(path: Path, info: VideoInfo) -> str | None:
         return None
     return (f"{path}: {info.streams} video streams; read video stream {info.stream} (FFmpeg's choice, as a player "
             f"shows it); to segment another, extract it first: ffmpeg -i IN -map 0:V:N -c copy OUT.mkv")
+
+
+def splice_warning(path: Path, splices: int) -> str | None:
+    """Timestamps that jump back are read as joins (:data:`bassl.video.decode.TIMESTAMP_SPLICE_S`): say so, since
+    the times written are then continued, not the file's own."""
+    if not splices:
+        return None
+    return (f"{path}: the timestamps jump back {splices} time(s), as where recordings are joined end to end; times "
+            "go on across each join, and --split re-encodes every clip")
 
 
 @dataclass(frozen=True)
@@ -259,12 +269,13 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     layout.write_shot_timing(vid, shots)
-    warning = " ".join(w for w in (several_streams_warning(path, info),
+    warning = " ".join(w for w in (several_streams_warning(path, info), splice_warning(path, detected.splices),
                                    short_decode_warning(path, info, float(detected.times[-1, 1]), count)) if w)
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
            "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height,
            "rotation": info.rotation, "codec": info.codec, "interlaced_frames": detected.interlaced,
+           "timestamp_splices": detected.splices,
            "video_stream": [info.stream, info.streams],
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
            "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),
