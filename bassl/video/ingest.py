@@ -117,9 +117,9 @@ class DetectedShots:
 
 
 def frame_end_times(starts: array, last_duration: float, fps: float) -> np.ndarray:
-    """``[F + 1]``: each frame's presentation time, then when the last one ends; never decreasing (a broken pts
-    order cannot make a shot end before it starts)."""
-    t = np.maximum.accumulate(np.frombuffer(starts, dtype=np.float64)) if len(starts) else np.zeros(0)
+    """``[F + 1]``: each frame's presentation time (never decreasing: :func:`bassl.video.decode.frames` sees to
+    it, so a broken pts order cannot make a shot end before it starts), then when the last one ends."""
+    t = np.frombuffer(starts, dtype=np.float64) if len(starts) else np.zeros(0)
     step = last_duration or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / fps)
     return np.append(t, (t[-1] if len(t) else 0.0) + step)
 
