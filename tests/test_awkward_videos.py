@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from video_files import write_broadcast, write_video
+from video_files import write_broadcast, write_stepping_back, write_video
 
 from bassl.cli import main
 from bassl.config import load_config
@@ -173,6 +173,25 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_by_their_frames(tmp
     for clip, src in zip(clips, (first, second), strict=True):
         got = first_frame(tmp_path / "clips" / clip["file"]).astype(float)
         np.testing.assert_allclose(got[40:, 40:].mean((0, 1)), first_frame(src)[40:, 40:].mean((0, 1)), atol=6)
+
+
+def test_a_small_step_back_in_timestamps_is_held_not_read_as_a_join(tmp_path):
+    """Frame 40 of 60 is stamped 0.08 s before frame 39: its time is held at frame 39's, times go on after it from
+    the file's own stamps, nothing is called a splice, and ingest neither warns nor moves a shot."""
+    from bassl.video.decode import frames
+
+    video = write_stepping_back(tmp_path / "jitter.ts", [30, 30], back=40)
+    got = [(f.time, f.splice) for f in frames(video, 32, 18, only=set())]
+    times = np.array([t for t, _ in got])
+    expected = np.arange(60) * 0.04
+    expected[40] = expected[39]  # written as 37 x 0.04 = 1.48, held at 1.56
+    np.testing.assert_allclose(times, expected, atol=1e-6)
+    assert not any(s for _, s in got)
+    _, source = ingest([video], tmp_path / "root")
+    np.testing.assert_array_equal(source.shot_timing("jitter")[:, :2], [[0, 29], [30, 59]])
+    rec = json.loads((tmp_path / "root" / ".ingest" / "jitter.json").read_text())
+    assert rec["timestamp_splices"] == 0 and not rec.get("warning")
+    np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4]], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["two streams.mkv", "two streams.mp4"])

@@ -105,6 +105,30 @@ def write_broadcast(path: Path, parts: list[tuple[list[int], tuple[int, int], bo
     return path
 
 
+def write_stepping_back(path: Path, shots: list[int], back: int, rate: int = 25) -> Path:
+    """MPEG-TS, no B-frames, whose frame ``back`` is stamped two frames before the frame before it (a muxer's clock
+    that jitters back): a small step back, not a join. Decode timestamps run evenly three frames behind, as a
+    muxer requires them increasing; the decoder gives the frames out in decode order, each with the pts written."""
+    import av
+
+    colours = np.random.default_rng(5).integers(0, 256, (len(shots), 3)).astype(np.uint8)
+    with av.open(str(path), "w", format="mpegts") as out:
+        st = out.add_stream("libx264", rate=rate, options={"x264-params": "bframes=0"})
+        st.width, st.height, st.pix_fmt = 128, 72, "yuv420p"
+        packets = []
+        for shot, n in enumerate(shots):
+            for i in range(n):
+                frame = av.VideoFrame.from_ndarray(picture(colours[shot], i, (128, 72), False), format="rgb24")
+                frame.pts = len(packets)
+                packets += st.encode(frame)
+        packets += st.encode()
+        per = round(1 / (rate * packets[0].time_base))  # one frame in the packets' time base
+        for i, p in enumerate(packets):
+            p.dts, p.pts = (i + 7) * per, (i + 10 - (3 if i == back else 0)) * per
+            out.mux(p)
+    return path
+
+
 def write_vfr(path: Path, fmt: str | None = None) -> Path:
     """Six 45-frame shots of solid colours: three at 30 fps, then three at 6 fps (270 frames, ~27 s), as a phone
     records when the light drops. Timestamps in 1/30 s: the first cut is at 1.5 s, the fourth at 4.5 s."""
