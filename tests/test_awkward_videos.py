@@ -297,3 +297,29 @@ def test_clips_reencoded_in_one_pass_equal_clips_cut_one_by_one(tmp_path):
         assert not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(ValueError, match="overlaps"):
         reencode_clips(video, [(tmp_path / "a.mp4", 0, 20), (tmp_path / "b.mp4", 10, 30)])
+
+
+def test_a_reencoded_clip_of_an_odd_sized_video_is_cropped_not_scaled(tmp_path):
+    """libx264 needs even sides, so a 127x71 clip is 126x70: the last column and row go, and everything else stays
+    where it was. A one-pixel line at x = 120 stays at 120 (scaled to 126 it would move to 119)."""
+    import av
+
+    from bassl.video.scene_files import reencode_clip
+
+    video = tmp_path / "odd.mkv"
+    with av.open(str(video), "w") as out:
+        st = out.add_stream("ffv1", rate=25)
+        st.width, st.height, st.pix_fmt = 127, 71, "yuv444p"
+        for i in range(10):
+            img = np.zeros((71, 127, 3), np.uint8)
+            img[:, 120] = img[60] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for p in [*st.encode(frame), *(st.encode() if i == 9 else [])]:
+                out.mux(p)
+    reencode_clip(video, tmp_path / "clip.mp4", 3, 8)
+    with av.open(str(tmp_path / "clip.mp4")) as c:
+        got = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
+    assert len(got) == 5 and got[0].shape == (70, 126, 3)
+    for image in got:
+        assert image.mean((0, 2)).argmax() == 120 and image.mean((1, 2)).argmax() == 60

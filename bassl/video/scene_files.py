@@ -296,13 +296,14 @@ def reencode_clips(src: Path, clips: list[tuple[Path, int, int]], crf: int = 18,
     if not todo:
         return
     info = probe(src)
-    size = tuple(d // 2 * 2 for d in info.display_size)
+    full = info.display_size
+    size = (full[0] // 2 * 2, full[1] // 2 * 2)  # libx264's 4:2:0 wants even sides: an odd one loses its last line
     rate = Fraction(info.fps).limit_denominator(100000)
     wanted = set().union(*(range(first, stop) for _, first, stop in todo))
     k, clip, last = 0, None, -1  # clip: todo[k] being written; last: the last frame decoded
     with tqdm(total=todo[-1][2], desc="clips", unit="frame", disable=not progress) as bar:
         try:
-            for f in frames(src, *size, fmt="rgb24", only=wanted, rotation=info.rotation):
+            for f in frames(src, *full, fmt="rgb24", only=wanted, rotation=info.rotation):
                 bar.update()
                 last = f.index
                 dst, first, stop = todo[k]
@@ -315,7 +316,7 @@ def reencode_clips(src: Path, clips: list[tuple[Path, int, int]], crf: int = 18,
                 if f.index < first:
                     continue
                 clip = clip or ClipEncoder(dst, size, rate, crf, preset, origin=f.time)
-                clip.write(f.image, f.time)
+                clip.write(f.image[: size[1], : size[0]], f.time)  # [H, W, 3], cropped, never scaled
             if clip is not None and clip.frames == stop - first:  # the video ended with clip k
                 clip.close()
                 clip, k = None, k + 1
