@@ -149,11 +149,13 @@ def test_a_recording_that_turns_interlaced_and_changes_size_is_read_right(tmp_pa
             assert combing(want) > 4.0 and combing(kept) < 0.3 * combing(want), (s, combing(kept))
 
 
-def test_recordings_joined_end_to_end_are_timed_on_and_split_by_their_frames(tmp_path):
+def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_path):
     """Two MPEG-TS recordings joined with ``cat``: the second's clock starts again, half a frame off the first's.
-    Times go on across the join. A stream copy reads the frame order from the timestamps, which the join scrambles,
-    so no frame is claimed as a keyframe and --split clips are re-encoded, holding the frames ingest numbers."""
-    from bassl.video.scene_files import keyframe_indices, split_clips
+    Times go on across the join. The packets are put in display order recording by recording, so a --split clip
+    inside one recording is a stream copy and one across the join is re-encoded; each holds the frames ingest
+    numbers."""
+    from bassl.video.decode import frames
+    from bassl.video.scene_files import split_clips, stream_packets
 
     first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3)
     second = write_video(tmp_path / "b.ts", [30, 30], fmt="mpegts", colour_seed=4, ts_offset=0.7)
@@ -164,15 +166,18 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_by_their_frames(tmp
     rec = json.loads((tmp_path / "root" / ".ingest" / "joined.json").read_text())
     np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6], [3.6, 4.8]], atol=1e-6)
     assert rec["timestamp_splices"] == 1 and "jump back 1 time(s)" in rec["warning"]
-    assert 0 in keyframe_indices(first)[0] and keyframe_indices(video) == (set(), 120)  # no copy across a join
-    timelapse = write_video(tmp_path / "timelapse.mp4", [8, 8], rate=1)  # B-frames 3 s out of order: not a join
-    assert 0 in keyframe_indices(timelapse)[0]
-    doc = {"scenes": [{"start_frame": 0, "end_frame": 59}, {"start_frame": 60, "end_frame": 119}]}
+    placed = stream_packets(video)
+    assert placed.recordings == [0, 60] and placed.keyframes == {0, 30, 60, 90}  # x264 starts each shot on an IDR
+    assert not placed.can_copy(30, 90) and placed.can_copy(60, 120) and placed.can_copy(30, 60)
+    timelapse = stream_packets(write_video(tmp_path / "timelapse.mp4", [8, 8], rate=1))
+    assert timelapse.recordings == [0] and 0 in timelapse.keyframes  # B-frames 3 s out of order: not a join
+    doc = {"scenes": [{"start_frame": a, "end_frame": b} for a, b in ((0, 29), (30, 89), (90, 119))]}
     clips = split_clips(video, doc, tmp_path / "clips")
-    assert [c["method"] for c in clips] == ["re-encode", "re-encode"] and [c["frames"] for c in clips] == [60, 60]
-    for clip, src in zip(clips, (first, second), strict=True):
-        got = first_frame(tmp_path / "clips" / clip["file"]).astype(float)
-        np.testing.assert_allclose(got[40:, 40:].mean((0, 1)), first_frame(src)[40:, 40:].mean((0, 1)), atol=6)
+    assert [c["method"] for c in clips] == ["copy", "re-encode", "copy"] and [c["frames"] for c in clips] == [30, 60, 30]
+    decoded = {f.index: f.image for f in frames(video, 128, 72, only={0, 30, 90}) if f.image is not None}
+    for clip, start in zip(clips, (0, 30, 90), strict=True):
+        np.testing.assert_allclose(first_frame(tmp_path / "clips" / clip["file"])[40:, 40:].mean((0, 1)),
+                                   decoded[start][40:, 40:].mean((0, 1)), atol=6)
 
 
 def test_a_small_step_back_in_timestamps_is_held_not_read_as_a_join(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -194,38 +195,74 @@ def write_scene_files(out_dir: Path, scenes: Scenes, video_src: str | None = Non
 # --------------------------------------------------------------------------------------------------
 
 
-def keyframe_indices(path: Path) -> tuple[set[int], int]:
-    """(frame indices of the video's keyframes (I/IDR packets), frame count), from the packets alone. The frame
-    order is read from the pts, so a file whose pts jump back (a splice: recordings joined end to end) gives no
-    keyframes: every clip is then re-encoded from the decoded frames, which :func:`frames` times across it."""
+@dataclass(frozen=True)
+class StreamPackets:
+    """A video stream's packets as the file holds them (decode order), placed in display order. Recordings joined
+    end to end (``cat a.ts b.ts``) each start their clock again, so the order is read from the pts within each
+    recording, and the recordings follow one another."""
+
+    index: np.ndarray  # [P] each packet's frame index in display order
+    keyframe: np.ndarray  # [P] bool: an I/IDR packet, where a stream copy may start
+    recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
+
+    @functools.cached_property
+    def keyframes(self) -> set[int]:
+        return set(self.index[self.keyframe].tolist())
+
+    def can_copy(self, first: int, stop: int) -> bool:
+        """Frames ``first`` .. ``stop - 1`` are a stream copy: they start and end on keyframes (or the end) within
+        one recording, so their timestamps run on."""
+        total = len(self.index)
+        keys = self.keyframes
+        return (first in keys and (stop >= total or stop in keys)
+                and not any(first < r < stop for r in self.recordings))
+
+
+def _packets(container: Any, stream: Any) -> list[Any]:
+    return [p for p in container.demux(stream) if p.pts is not None and p.dts is not None]
+
+
+def _place(packets: list[Any], stream: Any) -> StreamPackets:
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    # in pts units: B-frames reorder up to 16 frames, which at a low rate (a timelapse) is more than 1 s
+    back = max(TIMESTAMP_SPLICE_S, 16 / rate) / float(stream.time_base or 1)
+    pts = np.array([p.pts for p in packets], dtype=np.int64)  # [P] in decode order
+    starts, top = [0], None  # starts: the packet where each recording begins
+    for i, t in enumerate(pts.tolist()):
+        if top is not None and t < top - back:
+            starts.append(i)
+            top = None
+        top = t if top is None else max(top, t)
+    index = np.empty(len(pts), dtype=np.int64)
+    for a, b in zip(starts, [*starts[1:], len(pts)], strict=True):
+        index[a + np.argsort(pts[a:b], kind="stable")] = np.arange(a, b)  # the recording's frames, by pts
+    return StreamPackets(index, np.array([p.is_keyframe for p in packets], dtype=bool), starts if len(pts) else [0])
+
+
+def stream_packets(path: Path) -> StreamPackets:
+    """Where each packet of ``path``'s video stream falls in display order, from the packets alone (no decode)."""
     import av
 
     with av.open(str(path)) as c:
         stream = video_stream(c)
-        pts = [(p.pts, p.is_keyframe) for p in c.demux(stream) if p.pts is not None and p.dts is not None]
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        # in pts units; B-frames reorder up to 16 frames, which at a low rate (a timelapse) is more than 1 s
-        back = max(TIMESTAMP_SPLICE_S, 16 / rate) / float(stream.time_base or 1)
-    values = np.array([p for p, _ in pts], dtype=np.int64)  # [packets] in decode order
-    if len(values) and np.any(values < np.maximum.accumulate(values) - back):
-        return set(), len(pts)
-    order = {p: i for i, (p, _) in enumerate(sorted(pts))}
-    return {order[p] for p, key in pts if key}, len(pts)
+        return _place(_packets(c, stream), stream)
 
 
 def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
-    """Frames ``first`` .. ``stop - 1`` by stream copy; both must be keyframes (``stop`` may be the end)."""
+    """Frames ``first`` .. ``stop - 1`` by stream copy (:meth:`StreamPackets.can_copy` must hold)."""
     import av
 
     with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
         ist = video_stream(inp)
         ost = out.add_stream_from_template(ist)
-        packets = sorted((p for p in inp.demux(ist) if p.pts is not None and p.dts is not None), key=lambda p: p.dts)
-        pts_order = sorted(p.pts for p in packets)
-        lo, hi = pts_order[first], pts_order[stop] if stop < len(pts_order) else None
+        packets = _packets(inp, ist)
+        placed = _place(packets, ist)
+        if not placed.can_copy(first, stop):
+            raise ValueError(f"frames {first}..{stop - 1} of {src} cannot be copied: not from keyframe to keyframe "
+                             "within one recording")
         offset = None
-        for p in packets:
-            if p.pts < lo or (hi is not None and p.pts >= hi):
+        for p, i in zip(packets, placed.index.tolist(), strict=True):
+            if not first <= i < stop:
                 continue
             if offset is None:
                 offset = p.dts
@@ -337,13 +374,13 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
 def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
     """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes, re-encoded otherwise (all
     those in one decode of the video)."""
-    keyframes, total = keyframe_indices(video)
+    placed = stream_packets(video)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, reencode = [], []
     for i, s in enumerate(doc["scenes"], 1):
         first, stop = s["start_frame"], s["end_frame"] + 1
         dst = out_dir / f"scene_{i:03d}.mp4"
-        copy = first in keyframes and (stop >= total or stop in keyframes)
+        copy = placed.can_copy(first, stop)
         if copy:
             copy_clip(video, dst, first, stop)
         else:
