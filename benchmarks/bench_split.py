@@ -1,14 +1,15 @@
-"""What ``--split`` costs where clips must be re-encoded: bassl's one decode of the video for every clip
-(``reencode_clips``) beside a decode from the start for each clip (what it did before, ``reencode_clip`` per clip),
-on the same file in the same run (a ratio, not a time).
+"""What ``--split`` costs: where clips must be re-encoded, bassl's one decode of the video for every clip
+(``reencode_clips``) beside a decode from the start for each clip (what it did before, ``reencode_clip`` per clip);
+where they are stream copies, one read of the packets for every clip (``copy_clips``) beside a read of the whole
+file per clip (before, ``copy_clip`` per clip). On the same files in the same run (ratios, not times).
 
     .venv/bin/python benchmarks/bench_split.py [--seconds 120] [--scenes 24] [--repeats 2]
 
 The video: 640x360 at 25 fps, H.264 shots of a moving bar (``bench_deinterlace.write_bar_clip``, progressive) with a
 keyframe only every 10 s (so scenes do not start on one), cut into
-``--scenes`` equal scenes, each re-encoded with libx264 (veryfast, CRF 18) as --split does. Runs alternate so that
-load on the machine falls on both; both write byte-identical clips (checked). Writes
-benchmarks/results/split.{json,md}.
+``--scenes`` equal scenes, each re-encoded with libx264 (veryfast, CRF 18) as --split does. For the copies, the same
+video with a keyframe at every scene's start. Runs alternate so that load on the machine falls on both; both ways
+write byte-identical clips (checked). Writes benchmarks/results/split.{json,md}.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from bench_deinterlace import write_bar_clip
 
-from bassl.video.scene_files import reencode_clip, reencode_clips
+from bassl.video.scene_files import copy_clip, copy_clips, reencode_clip, reencode_clips
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,40 +39,53 @@ def main() -> None:
     args = p.parse_args()
     frames = args.seconds * 25
     bounds = np.linspace(0, frames, args.scenes + 1).astype(int)
-    times: dict[str, list[float]] = {"one pass": [], "per clip": []}
+    ways = {"re-encode, one pass": lambda clips: reencode_clips(films[0], clips),
+            "re-encode, per clip": lambda clips: [reencode_clip(films[0], *c) for c in clips],
+            "copy, one pass": lambda clips: copy_clips(films[1], clips),
+            "copy, per clip": lambda clips: [copy_clip(films[1], *c) for c in clips]}
+    times: dict[str, list[float]] = {name: [] for name in ways}
     with tempfile.TemporaryDirectory() as tmp:
-        video = write_bar_clip(Path(tmp) / "film.mp4", args.seconds, (640, 360), interlaced=False, keyframe_seconds=10)
+        scene_seconds = args.seconds // args.scenes
+        assert scene_seconds * args.scenes == args.seconds, "--seconds must be a multiple of --scenes"
+        films = [write_bar_clip(Path(tmp) / f"film_{k}.mp4", args.seconds, (640, 360), interlaced=False,
+                                keyframe_seconds=k) for k in (10, scene_seconds)]  # [re-encoded, copied]
         for r in range(args.repeats):
-            for name in times:
-                d = Path(tmp) / f"{name.replace(' ', '_')}_{r}"
+            for name, way in ways.items():
+                d = Path(tmp) / f"{name.replace(' ', '_').replace(',', '')}_{r}"
                 d.mkdir()
                 spans = zip(bounds[:-1], bounds[1:], strict=True)
                 clips = [(d / f"scene_{i:03d}.mp4", int(a), int(b)) for i, (a, b) in enumerate(spans)]
                 t0 = time.perf_counter()
-                if name == "one pass":
-                    reencode_clips(video, clips)
-                else:
-                    for dst, a, b in clips:
-                        reencode_clip(video, dst, a, b)
+                way(clips)
                 times[name].append(time.perf_counter() - t0)
-        a, b = Path(tmp) / "one_pass_0", Path(tmp) / "per_clip_0"
-        same = all((a / f.name).read_bytes() == f.read_bytes() for f in sorted(b.iterdir()))
+        same = True
+        for kind in ("re-encode", "copy"):
+            a, b = Path(tmp) / f"{kind}_one_pass_0", Path(tmp) / f"{kind}_per_clip_0"
+            same &= all((a / f.name).read_bytes() == f.read_bytes() for f in sorted(b.iterdir()))
         assert same, "the two ways should write the same clips"
-    one, per = float(np.median(times["one pass"])), float(np.median(times["per clip"]))
+        sizes = [f.stat().st_size / 2**20 for f in films]
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    ratios = {kind: med[f"{kind}, per clip"] / med[f"{kind}, one pass"] for kind in ("re-encode", "copy")}
     result = {"date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
-              "video": f"640x360, 25 fps, {args.seconds} s, H.264, keyframe every 10 s", "scenes": args.scenes,
-              "repeats": args.repeats, "seconds": times, "identical_clips": same, "per_clip_over_one_pass": per / one}
+              "video": f"640x360, 25 fps, {args.seconds} s, H.264", "scenes": args.scenes,
+              "file_mib": {"re-encode": sizes[0], "copy": sizes[1]}, "repeats": args.repeats, "seconds": times,
+              "identical_clips": same, "per_clip_over_one_pass": ratios}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "split.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = [f"# Re-encoded --split clips ({result['date']}, {result['machine']})", "",
+    md = [f"# --split clips ({result['date']}, {result['machine']})", "",
           f"`.venv/bin/python benchmarks/bench_split.py --seconds {args.seconds} --scenes {args.scenes} "
-          f"--repeats {args.repeats}`: {result['video']}, cut into {args.scenes} equal scenes, every clip "
-          f"re-encoded (libx264 veryfast, CRF 18); median of {args.repeats} alternating runs; the clips are "
-          "byte-identical both ways.", "",
-          "| clips re-encoded | seconds | time vs one pass |", "|---|---|---|",
-          f"| one decode of the video for all clips (bassl, `reencode_clips`) | {one:.1f} | 1.00x |",
-          f"| a decode from the start per clip (before) | {per:.1f} | {per / one:.2f}x |"]
+          f"--repeats {args.repeats}`: {result['video']}, cut into {args.scenes} equal scenes; median of "
+          f"{args.repeats} alternating runs; the clips are byte-identical both ways. Re-encoded (libx264 veryfast, "
+          f"CRF 18): a keyframe every 10 s, so scenes do not start on one ({sizes[0]:.1f} MiB). Copied: a keyframe at "
+          f"every scene's start ({sizes[1]:.1f} MiB).", "",
+          "| clips | seconds | time vs one pass |", "|---|---|---|",
+          f"| re-encoded in one decode of the video (bassl, `reencode_clips`) | {med['re-encode, one pass']:.1f} | 1.00x |",
+          f"| re-encoded, a decode from the start per clip (before) | {med['re-encode, per clip']:.1f} | "
+          f"{ratios['re-encode']:.2f}x |",
+          f"| copied in one read of the packets (bassl, `copy_clips`) | {med['copy, one pass']:.2f} | 1.00x |",
+          f"| copied, `copy_clip` per clip: a read of the whole file each (before) | {med['copy, per clip']:.2f} | "
+          f"{ratios['copy']:.2f}x |"]
     (RESULTS / "split.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

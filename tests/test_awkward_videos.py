@@ -328,3 +328,31 @@ def test_a_reencoded_clip_of_an_odd_sized_video_is_cropped_not_scaled(tmp_path):
     assert len(got) == 5 and got[0].shape == (70, 126, 3)
     for image in got:
         assert image.mean((0, 2)).argmax() == 120 and image.mean((1, 2)).argmax() == 60
+
+
+def test_clips_copied_in_one_pass_hold_exactly_the_source_frames(tmp_path):
+    """--split copies every clip that starts and ends on keyframes in one read of the packets: each clip decodes to
+    the source's own frames, bit for bit, however the clips are ordered; a clip that is not keyframe to keyframe is
+    refused before anything is written."""
+    import av
+
+    from bassl.video.scene_files import copy_clips, stream_packets
+
+    video = write_video(tmp_path / "v.mkv", SHOTS)
+    placed = stream_packets(video)
+    assert placed.keyframes == {0, 30, 60} and placed.recordings == [0]
+
+    def planes(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as c:
+            return [f.to_ndarray() for f in c.decode(video=0)]  # yuv420p as stored, no conversion
+
+    source = planes(video)
+    ranges = [(60, 90), (0, 30), (30, 60)]
+    copy_clips(video, [(tmp_path / f"clip_{a}.mp4", a, b) for a, b in ranges], placed)
+    for a, b in ranges:
+        got = planes(tmp_path / f"clip_{a}.mp4")
+        assert len(got) == b - a and all(np.array_equal(g, s) for g, s in zip(got, source[a:b], strict=True)), a
+    for bad in ((30, 45), (10, 30), (60, 95), (0, 30)):  # not on keyframes, past the end, overlapping
+        with pytest.raises(ValueError, match="cannot be copied"):
+            copy_clips(video, [(tmp_path / "ok.mp4", 0, 30), (tmp_path / "bad.mp4", *bad)], placed)
+        assert not (tmp_path / "ok.mp4").exists() and not (tmp_path / "bad.mp4").exists()

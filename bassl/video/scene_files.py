@@ -13,7 +13,7 @@ import functools
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -203,6 +203,7 @@ class StreamPackets:
 
     index: np.ndarray  # [P] each packet's frame index in display order
     keyframe: np.ndarray  # [P] bool: an I/IDR packet, where a stream copy may start
+    dts: np.ndarray  # [P] decode timestamps, filled in where the file has none (Matroska's first packets)
     recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
 
     @functools.cached_property
@@ -212,21 +213,42 @@ class StreamPackets:
     def can_copy(self, first: int, stop: int) -> bool:
         """Frames ``first`` .. ``stop - 1`` are a stream copy: they start and end on keyframes (or the end) within
         one recording, so their timestamps run on."""
-        total = len(self.index)
         keys = self.keyframes
-        return (first in keys and (stop >= total or stop in keys)
+        return (first in keys and first < stop and (stop == len(self.index) or stop in keys)
                 and not any(first < r < stop for r in self.recordings))
 
 
-def _packets(container: Any, stream: Any) -> list[Any]:
-    return [p for p in container.demux(stream) if p.pts is not None and p.dts is not None]
+def _packets(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's packets in file order, those with a presentation time (each a frame; not the final empty one)."""
+    return (p for p in container.demux(stream) if p.pts is not None)
 
 
-def _place(packets: list[Any], stream: Any) -> StreamPackets:
-    rate = float(stream.average_rate or stream.guessed_rate or 25)
-    # in pts units: B-frames reorder up to 16 frames, which at a low rate (a timelapse) is more than 1 s
-    back = max(TIMESTAMP_SPLICE_S, 16 / rate) / float(stream.time_base or 1)
-    pts = np.array([p.pts for p in packets], dtype=np.int64)  # [P] in decode order
+def _fill_dts(dts: list[int | None], step: int) -> np.ndarray:
+    """``[P]`` decode timestamps with the missing ones filled in, ``step`` apart from their known neighbours:
+    Matroska stores none for the packets a B-frame stream holds back before the first frame shows."""
+    known = [i for i, d in enumerate(dts) if d is not None]
+    if not known:
+        return np.arange(len(dts), dtype=np.int64) * step
+    out = np.empty(len(dts), dtype=np.int64)
+    first = known[0]
+    out[:first] = dts[first] - step * np.arange(first, 0, -1)  # before the first known one, counting back
+    for i in range(first, len(dts)):
+        out[i] = dts[i] if dts[i] is not None else out[i - 1] + step
+    return out
+
+
+def stream_packets(path: Path) -> StreamPackets:
+    """Where each packet of ``path``'s video stream falls in display order, from the packets' timestamps alone (no
+    decode; a packet's data is not kept)."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = video_stream(c)
+        keys = [(p.pts, p.dts, p.is_keyframe) for p in _packets(c, stream)]
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        frame = 1 / rate / float(stream.time_base or 1)  # one frame, in pts units
+        back = max(TIMESTAMP_SPLICE_S * rate, 16) * frame  # B-frames reorder up to 16 frames: over 1 s in a timelapse
+    pts = np.array([t for t, _, _ in keys], dtype=np.int64)  # [P] in decode order
     starts, top = [0], None  # starts: the packet where each recording begins
     for i, t in enumerate(pts.tolist()):
         if top is not None and t < top - back:
@@ -236,56 +258,113 @@ def _place(packets: list[Any], stream: Any) -> StreamPackets:
     index = np.empty(len(pts), dtype=np.int64)
     for a, b in zip(starts, [*starts[1:], len(pts)], strict=True):
         index[a + np.argsort(pts[a:b], kind="stable")] = np.arange(a, b)  # the recording's frames, by pts
-    return StreamPackets(index, np.array([p.is_keyframe for p in packets], dtype=bool), starts if len(pts) else [0])
+    dts = _fill_dts([d for _, d, _ in keys], max(1, round(frame)))
+    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, starts)
 
 
-def stream_packets(path: Path) -> StreamPackets:
-    """Where each packet of ``path``'s video stream falls in display order, from the packets alone (no decode)."""
+class ClipFile:
+    """One clip being written: an MP4 beside ``dst``, moved into place by :meth:`close`, removed by :meth:`abort`
+    (what :func:`bassl.data.atomic.atomic_path` does for a ``with`` block, here for clips that open and close as
+    one pass over the video comes to them)."""
+
+    def __init__(self, dst: Path) -> None:
+        import av
+
+        self.dst, self.tmp, self.frames = dst, temp_path(dst), 0
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self.out = av.open(str(self.tmp), "w", format="mp4")
+
+    def flush(self) -> None:
+        """Whatever is held back, before the file closes."""
+
+    def close(self) -> None:
+        self.flush()
+        self.out.close()
+        os.replace(self.tmp, self.dst)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # a half-written stream may not close cleanly; it is removed anyway
+            self.out.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class CopiedClip(ClipFile):
+    """A clip of the source's own packets (stream copy), its timestamps shifted to start at 0."""
+
+    def __init__(self, dst: Path, template: Any) -> None:
+        super().__init__(dst)
+        try:
+            self.stream = self.out.add_stream_from_template(template)
+        except BaseException:
+            self.abort()
+            raise
+        self.offset: int | None = None
+
+    def write(self, packet: Any, dts: int) -> None:
+        """``packet`` with its decode time ``dts`` (what the file says, or :func:`_fill_dts` where it says none)."""
+        self.offset = dts if self.offset is None else self.offset
+        packet.pts -= self.offset
+        packet.dts = dts - self.offset
+        packet.stream = self.stream
+        self.out.mux(packet)
+        self.frames += 1
+
+
+def copy_clips(src: Path, clips: list[tuple[Path, int, int]], placed: StreamPackets | None = None) -> None:
+    """Each ``(dst, first, stop)``: frames ``first`` .. ``stop - 1`` by stream copy, all in one read of the packets
+    (a film's clips cost one pass, and memory does not grow with its length). Each must be copyable
+    (:meth:`StreamPackets.can_copy`; ``placed``: :func:`stream_packets` of ``src``, read again if not given), and
+    each appears complete or not at all."""
     import av
 
-    with av.open(str(path)) as c:
-        stream = video_stream(c)
-        return _place(_packets(c, stream), stream)
+    if not clips:
+        return
+    placed = placed or stream_packets(src)
+    owner = np.full(len(placed.index), -1, dtype=np.int64)  # [frames] the clip each frame goes to
+    for k, (dst, first, stop) in enumerate(clips):
+        if not placed.can_copy(first, stop) or (owner[first:stop] >= 0).any():
+            raise ValueError(f"frames {first}..{stop - 1} of {src} ({dst.name}) cannot be copied: not from keyframe "
+                             "to keyframe within one recording, or overlapping another clip")
+        owner[first:stop] = k
+    left = [stop - first for _, first, stop in clips]
+    writing: dict[int, CopiedClip] = {}
+    try:
+        with av.open(str(src)) as inp:
+            ist = video_stream(inp)
+            for n, packet in enumerate(_packets(inp, ist)):
+                if n >= len(owner) or not any(left):
+                    break
+                k = int(owner[placed.index[n]])
+                if k < 0:
+                    continue
+                if k not in writing:
+                    writing[k] = CopiedClip(clips[k][0], ist)
+                writing[k].write(packet, int(placed.dts[n]))
+                left[k] -= 1
+                if not left[k]:
+                    writing.pop(k).close()
+    finally:
+        for clip in writing.values():  # an error, or a file that changed: no half clip is left
+            clip.abort()
+    if any(left):
+        dst, first, stop = clips[next(k for k, n in enumerate(left) if n)]
+        raise DataError(f"{src}: {dst.name} (frames {first}..{stop - 1}) got fewer packets than the file had when "
+                        "it was read; did it change meanwhile?")
 
 
 def copy_clip(src: Path, dst: Path, first: int, stop: int) -> None:
-    """Frames ``first`` .. ``stop - 1`` by stream copy (:meth:`StreamPackets.can_copy` must hold)."""
-    import av
-
-    with atomic_path(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
-        ist = video_stream(inp)
-        ost = out.add_stream_from_template(ist)
-        packets = _packets(inp, ist)
-        placed = _place(packets, ist)
-        if not placed.can_copy(first, stop):
-            raise ValueError(f"frames {first}..{stop - 1} of {src} cannot be copied: not from keyframe to keyframe "
-                             "within one recording")
-        offset = None
-        for p, i in zip(packets, placed.index.tolist(), strict=True):
-            if not first <= i < stop:
-                continue
-            if offset is None:
-                offset = p.dts
-            p.pts -= offset
-            p.dts -= offset
-            p.stream = ost
-            out.mux(p)
+    """One clip by :func:`copy_clips`."""
+    copy_clips(src, [(dst, first, stop)])
 
 
-class ClipEncoder:
-    """One re-encoded clip being written: libx264 into an MP4 beside ``dst``, moved into place by :meth:`close`,
-    removed by :meth:`abort` (what :func:`bassl.data.atomic.atomic_path` does for a ``with`` block, here for a clip
-    that opens and closes as the frames of one decode come)."""
+class ClipEncoder(ClipFile):
+    """A re-encoded clip: libx264, each frame at its presentation time."""
 
     TIME_BASE = Fraction(1, 90000)  # MPEG's clock: any source's times to 11 microseconds
 
     def __init__(self, dst: Path, size: tuple[int, int], rate: Fraction, crf: int, preset: str, origin: float):
-        import av
-
-        self.dst, self.tmp = dst, temp_path(dst)
-        self.origin, self.pts, self.frames = origin, -1, 0
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        self.out = av.open(str(self.tmp), "w", format="mp4")
+        super().__init__(dst)
+        self.origin, self.pts = origin, -1
         try:
             self.stream = self.out.add_stream("libx264", rate=rate)
             self.stream.width, self.stream.height, self.stream.pix_fmt = *size, "yuv420p"
@@ -306,16 +385,9 @@ class ClipEncoder:
             self.out.mux(p)
         self.frames += 1
 
-    def close(self) -> None:
+    def flush(self) -> None:
         for p in self.stream.encode():
             self.out.mux(p)
-        self.out.close()
-        os.replace(self.tmp, self.dst)
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):  # a half-written stream may not close cleanly; it is removed anyway
-            self.out.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def reencode_clips(src: Path, clips: list[tuple[Path, int, int]], crf: int = 18, preset: str = "veryfast",
@@ -372,19 +444,17 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
 
 
 def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
-    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes, re-encoded otherwise (all
-    those in one decode of the video)."""
+    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes within one recording,
+    re-encoded otherwise; one read of the packets for all the copies, one decode for all the re-encodes."""
     placed = stream_packets(video)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clips, reencode = [], []
+    clips, copy, reencode = [], [], []
     for i, s in enumerate(doc["scenes"], 1):
         first, stop = s["start_frame"], s["end_frame"] + 1
         dst = out_dir / f"scene_{i:03d}.mp4"
-        copy = placed.can_copy(first, stop)
-        if copy:
-            copy_clip(video, dst, first, stop)
-        else:
-            reencode.append((dst, first, stop))
-        clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copy else "re-encode"})
+        copied = placed.can_copy(first, stop)
+        (copy if copied else reencode).append((dst, first, stop))
+        clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
+    copy_clips(video, copy, placed)
     reencode_clips(video, reencode, progress=progress)
     return clips
