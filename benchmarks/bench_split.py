@@ -10,6 +10,10 @@ keyframe only every 10 s (so scenes do not start on one), cut into
 ``--scenes`` equal scenes, each re-encoded with libx264 (veryfast, CRF 18) as --split does. For the copies, the same
 video with a keyframe at every scene's start. Runs alternate so that load on the machine falls on both; both ways
 write byte-identical clips (checked). Writes benchmarks/results/split.{json,md}.
+
+``--memory``: peak memory of ``split_clips`` (as ``bassl segment --split`` calls it) copying 10-s clips out of a
+grainy 320x180 video of ``--seconds`` (hundreds of MB) and out of the same video 4x over; writes
+benchmarks/results/split_memory.{json,md}.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -25,10 +31,68 @@ from pathlib import Path
 
 import numpy as np
 from bench_deinterlace import write_bar_clip
+from bench_ingest import concat, timed
 
 from bassl.video.scene_files import copy_clip, copy_clips, reencode_clip, reencode_clips
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+SPLIT = ("import json, sys; from pathlib import Path; from bassl.video.scene_files import split_clips; "
+         "doc = {'scenes': [{'start_frame': a, 'end_frame': a + 249} for a in range(0, int(sys.argv[2]), 250)]}; "
+         "clips = split_clips(Path(sys.argv[1]), doc, Path(sys.argv[3])); "
+         "print(json.dumps(sorted({c['method'] for c in clips})))")
+
+
+def write_grainy(path: Path, seconds: int) -> Path:
+    """320x180 at 25 fps, a still picture under fresh grain every frame (megabytes a second, like a film), a keyframe
+    every 10 s."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "8", "g": "250",
+                                                         "sc_threshold": "0"})
+        st.width, st.height, st.pix_fmt = 320, 180, "yuv420p"
+        base = rng.integers(0, 192, (180, 320, 3), dtype=np.uint8)
+        for i in range(seconds * 25):
+            frame = av.VideoFrame.from_ndarray(base + rng.integers(0, 64, (180, 320, 3), dtype=np.uint8),
+                                               format="rgb24")
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
+
+
+def split_memory(seconds: int) -> None:
+    """Peak RSS of copying every 10-s scene of a grainy video, and of the same video 4x over."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        one = write_grainy(Path(tmp) / "grainy.mp4", seconds)
+        four = Path(tmp) / "grainy_x4.mp4"
+        concat(one, four, 4)
+        for video, n in ((one, seconds * 25), (four, 4 * seconds * 25)):
+            wall, rss, out = timed([sys.executable, "-c", SPLIT, str(video), str(n), str(Path(tmp) / f"clips_{video.stem}")])
+            assert json.loads(out.splitlines()[0]) == ["copy"], out
+            rows.append({"video": video.name, "seconds": n / 25, "file_mib": video.stat().st_size / 2**20,
+                         "clips": n // 250, "wall_s": wall, "peak_rss_mb": rss})
+            print(rows[-1], flush=True)
+            shutil.rmtree(Path(tmp) / f"clips_{video.stem}")
+    result = {"date": datetime.now().isoformat(timespec="seconds"),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "rows": rows}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "split_memory.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = [f"# --split copies: peak memory against the file's size ({result['date']}, {result['machine']})", "",
+          f"`.venv/bin/python benchmarks/bench_split.py --memory --seconds {seconds}`: `split_clips` (what `bassl "
+          "segment --split` calls) in a fresh process, every 10-s scene a stream copy, on a grainy 320x180 H.264 "
+          "video and on the same video 4x over. Peak RSS of the process.", "",
+          "| video | length | file | clips | wall | peak RSS |", "|---|---|---|---|---|---|"]
+    md += [f"| {r['video']} | {r['seconds']:.0f} s | {r['file_mib']:.0f} MiB | {r['clips']} | {r['wall_s']:.1f} s | "
+           f"{r['peak_rss_mb']} MB |" for r in rows]
+    (RESULTS / "split_memory.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
 
 
 def main() -> None:
@@ -36,7 +100,11 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=120)
     p.add_argument("--scenes", type=int, default=24)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--memory", action="store_true", help="peak memory of copies only: results/split_memory.*")
     args = p.parse_args()
+    if args.memory:
+        split_memory(args.seconds)
+        return
     frames = args.seconds * 25
     bounds = np.linspace(0, frames, args.scenes + 1).astype(int)
     ways = {"re-encode, one pass": lambda clips: reencode_clips(films[0], clips),
