@@ -139,7 +139,10 @@ def _import_checkpoint(args: argparse.Namespace, cfg: Config) -> int:
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run directory (default: pretrain.output_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    p.add_argument("--max-steps", type=int, help="stop after this many global steps (the schedule still spans all epochs)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start again at step 0 in a run directory that holds checkpoints (they are deleted)")
+    p.add_argument("--max-steps", type=int, help="stop after this many global steps (the schedule still spans all "
+                   "epochs); 0 writes the initial encoder.pt")
 
 
 @command("pretrain", "pre-train the shot encoder (and CRN) on the shards; one process, deepspeed, torchrun or srun",
@@ -147,8 +150,11 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
 def _pretrain(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.train.pretrain import pretrain
 
-    result = pretrain(cfg, args.out or Path(cfg.pretrain.output_dir), resume=args.resume, max_steps=args.max_steps)
-    return 0 if result["step"] > 0 or result["stopped"] else 1
+    if args.max_steps is not None and args.max_steps < 0:
+        raise ConfigError(f"--max-steps {args.max_steps}: give 0 (the initial weights) or more steps")
+    result = pretrain(cfg, args.out or Path(cfg.pretrain.output_dir), resume=args.resume, max_steps=args.max_steps,
+                      fresh=args.fresh)
+    return 0 if result["step"] > 0 or result["stopped"] or args.max_steps == 0 else 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -324,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bassl {args.command}: config error: {e}", file=sys.stderr)
         return 2
     except BasslError as e:
+        print(f"bassl {args.command}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a folder that is a file, a read-only disk, no space: the file and the reason, no traceback
         print(f"bassl {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

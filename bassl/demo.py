@@ -65,7 +65,7 @@ def run_demo(out: Path, cfg: Config) -> int:
     stage(f"shard -> {shards}")
     build_shards(cfg, data_root, shards)
     stage(f"pre-train {cfg.method} ({cfg.model_preset} preset)")
-    monitors = pretrain(cfg, out / "pretrain")["monitors"]
+    monitors = pretrain(cfg, out / "pretrain", fresh=True)["monitors"]  # a demo run again is run again
     stage("extract shot features to Parquet")
     extract(cfg, out / "pretrain" / "encoder.pt", out / "features")
     stage("fine-tune the boundary model (select on val, report test)")

@@ -356,3 +356,34 @@ def test_clips_copied_in_one_pass_hold_exactly_the_source_frames(tmp_path):
         with pytest.raises(ValueError, match="cannot be copied"):
             copy_clips(video, [(tmp_path / "ok.mp4", 0, 30), (tmp_path / "bad.mp4", *bad)], placed)
         assert not (tmp_path / "ok.mp4").exists() and not (tmp_path / "bad.mp4").exists()
+
+
+def test_ingest_leaves_a_layout_it_did_not_write_alone_and_names_file_errors(tmp_path, capsys):
+    """Ingest writes the annotation files from its own records: into a MovieNet-SSeg (or synth) root it would replace
+    the annotations, so it refuses, naming the root. An --out that is a file is one line naming it, no traceback."""
+    from bassl.errors import DataError
+
+    video = write_video(tmp_path / "v.mp4", SHOTS)
+    root = tmp_path / "movienet"
+    (root / "anno").mkdir(parents=True)
+    (root / "anno" / "anno.pretrain.ndjson").write_text('{"video_id": "tt0000001", "shot_id": "0000"}\n')
+    with pytest.raises(DataError, match=r"annotations that `bassl ingest` did not write"):
+        ingest([video], root)
+    assert (root / "anno" / "anno.pretrain.ndjson").read_text().count("\n") == 1 and not (root / ".ingest").exists()
+    ingest([video], tmp_path / "ours")
+    ingest([video], tmp_path / "ours")  # its own layout: ingested again (kept), no refusal
+    (tmp_path / "a_file").write_text("x")
+    assert main(["ingest", str(video), "--out", str(tmp_path / "a_file"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "a_file" in err and "Traceback" not in err
+
+
+def test_split_removes_the_clips_of_an_earlier_split_with_more_scenes(tmp_path):
+    from bassl.video.scene_files import split_clips
+
+    video = write_video(tmp_path / "v.mp4", SHOTS)
+    three = {"scenes": [{"start_frame": a, "end_frame": a + 29} for a in (0, 30, 60)]}
+    split_clips(video, three, tmp_path / "clips")
+    (tmp_path / "clips" / "mine.mp4").write_bytes(b"a file of the user's")
+    split_clips(video, {"scenes": [{"start_frame": 0, "end_frame": 89}]}, tmp_path / "clips")
+    assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["mine.mp4", "scene_001.mp4"]

@@ -15,6 +15,7 @@ import torch
 from builders import bassl_cmd, clean_env, curve, overrides
 
 from bassl.config import load_config
+from bassl.errors import BasslError
 from bassl.models.weights import load_weights
 from bassl.train import pretrain as pretrain_mod
 from bassl.train.checkpoint import latest_tag
@@ -56,6 +57,26 @@ def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_pa
     doc = torch.load(tmp_path / "b" / "encoder.pt", weights_only=True)
     assert doc["step"] == 14 and doc["method"] == "bassl" and "crn" in doc
     assert load_weights(tmp_path / "b" / "encoder.pt")["config"]["model_preset"] == "tiny"
+    # a run directory with checkpoints is continued or started again only when asked; nothing is lost without a flag
+    with pytest.raises(BasslError, match=r"earlier run's checkpoints \(the latest: step_00000014\): pass --resume"):
+        pretrain(cfg, tmp_path / "b", max_steps=3)
+    assert latest_tag(tmp_path / "b" / "checkpoints") == "step_00000014" and sorted(curve(tmp_path / "b")) == list(range(1, 15))
+    pretrain(cfg, tmp_path / "b", max_steps=3, fresh=True)
+    assert latest_tag(tmp_path / "b" / "checkpoints") == "step_00000003"
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("step_*")) == ["step_00000002", "step_00000003"]
+    np.testing.assert_allclose([curve(tmp_path / "b")[s] for s in (1, 2, 3)], [a[s] for s in (1, 2, 3)], rtol=1e-6)
+    assert sorted(curve(tmp_path / "b")) == [1, 2, 3]
+
+
+def test_pretrain_command_max_steps_zero_writes_the_initial_encoder(pretrain_shards, tmp_path, capsys):
+    """``--max-steps 0`` (how an ImageNet-initialised encoder.pt is written for label-free segmentation) succeeds;
+    a negative count is an error before anything starts."""
+    from bassl.cli import main
+
+    assert main(["pretrain", "--out", str(tmp_path / "zero"), "--max-steps", "0", *overrides(pretrain_shards)]) == 0
+    assert load_weights(tmp_path / "zero" / "encoder.pt")["step"] == 0
+    assert main(["pretrain", "--out", str(tmp_path / "neg"), "--max-steps", "-1", *overrides(pretrain_shards)]) == 2
+    assert "--max-steps -1: give 0" in capsys.readouterr().err and not (tmp_path / "neg").exists()
 
 
 def test_sigkill_at_a_random_step_then_resume(pretrain_shards, tmp_path):

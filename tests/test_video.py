@@ -163,6 +163,36 @@ def test_segment_writes_every_file_and_they_parse(movies, models, tmp_path):
             assert sum(1 for _ in c.decode(video=0)) == s["end_frame"] - s["start_frame"] + 1, clip.name
 
 
+def test_segment_into_an_out_used_for_another_video_segments_the_new_one(movies, models, tmp_path):
+    """``--out`` keeps a work copy of one video's ingest (segmenting it again reuses it); another video there is
+    segmented alone, not mixed with the first's shots."""
+    videos, plans = movies
+    for plan in (plans[0], plans[1], plans[0]):
+        assert main(["segment", str(videos / f"{plan.video_id}.mp4"), "--model", str(models["segmenter"]), "--out",
+                     str(tmp_path / "s"), "model_preset=tiny"]) == 0
+        doc = json.loads((tmp_path / "s" / "scenes.json").read_text())
+        assert doc["frames"] == int(plan.shot_frames[-1, 1]) + 1 and len(doc["shots"]) == len(plan.shot_frames)
+
+
+def test_segment_features_says_what_is_wrong_with_its_input(models):
+    from bassl import Segmenter
+
+    seg = Segmenter.load(models["segmenter"])
+    d = seg.encoder.feature_dim
+    good = np.random.default_rng(0).normal(size=(20, d)).astype(np.float32)
+    assert len(seg.segment_features(good).shots) == 20
+    nan = good.copy()
+    nan[7, 3] = np.nan
+    for bad, message in ((good[:, :7], rf"shape \[20, 7\]: this model takes \[N, {d}\]"), (good[0], r"shape \["),
+                         (good[:0], "no features"), (nan, r"NaN or inf \(shots \[7\]\)")):
+        with pytest.raises(ValueError, match=message):
+            seg.segment_features(bad)
+    with pytest.raises(ValueError, match=r"shot_frames of shape \[3, 2\]: give \[20, 2\]"):
+        seg.segment_features(good, shot_frames=np.zeros((3, 2), int))
+    with pytest.raises(ValueError, match="fps 0"):
+        seg.segment_features(good, fps=0)
+
+
 def test_the_readme_python_example_runs(models, movies, tmp_path, monkeypatch, capsys):
     """The README's Python block, as written, with its two paths pointed at a test model and a rendered video."""
     import subprocess

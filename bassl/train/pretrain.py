@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -282,14 +283,27 @@ def label_free_record(monitors: dict[str, Any] | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
-    """Run (or resume) pre-training into ``out_dir``; returns a summary (steps, last losses, export path)."""
+def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: int | None = None,
+             fresh: bool = False) -> dict[str, Any]:
+    """Run (or resume) pre-training into ``out_dir``; returns a summary (steps, last losses, export path).
+
+    A directory that holds an earlier run's checkpoints is continued only with ``resume`` and started again (its
+    checkpoints deleted) only with ``fresh``: without either it is an error, so no run is lost by a missing flag."""
     import deepspeed
 
     # ---- config and distributed facts -------------------------------------------------------------
+    if resume and fresh:
+        raise ConfigError("--resume and --fresh contradict each other: continue the run, or start it again")
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     cfg.check_world(dist.world_size)
     out_dir = Path(out_dir)
+    earlier = latest_tag(out_dir / "checkpoints")
+    if earlier and not (resume or fresh):
+        raise BasslError(f"{out_dir} holds an earlier run's checkpoints (the latest: {earlier}): pass --resume to "
+                         "continue it, --fresh to start again at step 0 (deleting them), or give another --out")
+    if fresh and dist.is_main:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    barrier()  # no rank reads checkpoints that rank 0 is deleting
     precision = resolve_precision(cfg.pretrain.precision, dist.device)
     if dist.is_main:
         save_config(cfg, out_dir)
@@ -333,8 +347,8 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
         if dist.is_main:
             print(f"[pretrain] resumed from {run.ckpt_dir / latest_tag(run.ckpt_dir)} at step {run.step} "
                   f"(saved with world size {client.get('world_size')}, now {dist.world_size})")
-    elif not resume and latest_tag(run.ckpt_dir) and dist.is_main:
-        print(f"[pretrain] note: {run.ckpt_dir} holds a checkpoint; pass --resume to continue from it")
+    elif resume and dist.is_main:
+        print(f"[pretrain] note: no checkpoint in {run.ckpt_dir} to resume from: starting at step 0")
     if dist.is_main:
         print(f"[pretrain] method {cfg.method}, model {cfg.model_preset} ({cfg.model.encoder.arch}), "
               f"{loader.kind} loader, {precision}, world {dist.world_size} on {dist.device.type}")

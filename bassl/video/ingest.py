@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from bassl.config import VideoConfig, to_dict
 from bassl.data.atomic import temp_path, write_json
-from bassl.data.movienet import LayoutWriter, MovieNetSource, annotation_row
+from bassl.data.movienet import ANNO_DIR, LayoutWriter, MovieNetSource, annotation_row
 from bassl.data.shard_format import KEY_RE
 from bassl.errors import DataError
 from bassl.memory import bound_heap
@@ -316,6 +316,15 @@ def part_report(root: Path, part: tuple[int, int]) -> Path:
     return root / RECORDS / f"report.part-{part[0]:05d}-of-{part[1]:05d}.json"
 
 
+def refuse_foreign_layout(root: Path) -> None:
+    """Ingest writes the annotation files from its own records; a layout it did not write (MovieNet-SSeg, `bassl
+    synth`) would lose its annotations, so it is refused."""
+    anno = root / ANNO_DIR
+    if not (root / RECORDS).is_dir() and anno.is_dir() and any(anno.glob("anno.*.ndjson")):
+        raise DataError(f"{root} holds annotations that `bassl ingest` did not write ({anno}); ingesting into it would "
+                        "replace them: give ingest a new --out (pre-training reads one layout per run)")
+
+
 def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, on_error: str = "error",
                   progress: bool = True, part: tuple[int, int] | None = None) -> IngestSummary:
     """Ingest every video of ``inputs`` (files or directories) into the layout at ``out``; resumable.
@@ -328,6 +337,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
     start = time.perf_counter()
     root = Path(out).expanduser().resolve()
     ids = assign_ids(find_videos(inputs))
+    refuse_foreign_layout(root)
     (root / RECORDS).mkdir(parents=True, exist_ok=True)
     tasks = [IngestTask(p, v, root, cfg, on_error) for p, v in ids.items()]
     if part is not None:

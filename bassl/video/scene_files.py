@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -457,4 +458,8 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
     copy_clips(video, copy, placed)
     reencode_clips(video, reencode, progress=progress)
+    names = {c["file"] for c in clips}
+    for old in out_dir.glob("scene_*.mp4"):  # an earlier split of more scenes: its clips would be taken for these
+        if re.fullmatch(r"scene_\d{3,}\.mp4", old.name) and old.name not in names:
+            old.unlink()
     return clips

@@ -136,7 +136,7 @@ class Segmenter:
     def score(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(``[N]`` probability that shot i ends a scene, ``[N]`` bool decisions) for one video's ``[N, D]``
         features in shot order; the last shot always ends a scene."""
-        feats = np.asarray(features, dtype=np.float32)
+        feats = self._checked(features)
         if self.fine_tuned:
             rows = neighbor_window(np.arange(len(feats)), len(feats), self.boundary_cfg.window.neighbor_size)  # [N, 2K+1]
             prob = predict(self.boundary, torch.from_numpy(feats), rows, self.device)
@@ -147,11 +147,29 @@ class Segmenter:
         ends[-1] = True
         return prob, ends
 
+    def _checked(self, features: np.ndarray) -> np.ndarray:
+        """``features`` as ``[N, D]`` float32, or a ValueError that says what is wrong with them."""
+        feats = np.asarray(features, dtype=np.float32)
+        d = self.encoder.feature_dim
+        if feats.ndim != 2 or feats.shape[1] != d:
+            raise ValueError(f"features of shape {list(feats.shape)}: this model takes [N, {d}] (one row per shot)")
+        if not len(feats):
+            raise ValueError("no features: a video has at least one shot")
+        if not np.isfinite(feats).all():
+            rows = np.flatnonzero(~np.isfinite(feats).all(axis=1))
+            raise ValueError(f"features hold NaN or inf (shots {rows[:5].tolist()}{' ...' if len(rows) > 5 else ''})")
+        return feats
+
     def segment_features(self, features: np.ndarray, shot_frames: np.ndarray | None = None,
                          shot_times: np.ndarray | None = None, fps: float = 1.0, video: str | Path = "") -> Scenes:
         """Scenes from features a caller already has (``[N, D]``, shot order). Without ``shot_frames`` shot i is frame
         i; without ``shot_times`` times are frames / ``fps``."""
-        n = len(features)
+        n = len(self._checked(features))
+        if not fps > 0:
+            raise ValueError(f"fps {fps}: give the video's frame rate (> 0)")
+        for name, given in (("shot_frames", shot_frames), ("shot_times", shot_times)):
+            if given is not None and (np.ndim(given) != 2 or len(given) != n or np.shape(given)[1] < 2):
+                raise ValueError(f"{name} of shape {list(np.shape(given))}: give [{n}, 2] (start, end of each shot)")
         frames_ = np.stack([np.arange(n), np.arange(n)], axis=1) if shot_frames is None else np.asarray(shot_frames)[:, :2]
         times = (np.stack([frames_[:, 0], frames_[:, 1] + 1], axis=1) / fps if shot_times is None
                  else np.asarray(shot_times, dtype=np.float64))
@@ -194,6 +212,9 @@ class Segmenter:
 
         # ---- shots and keyframes ------------------------------------------------------------------------
         vid = assign_ids([video])[video]
+        held = LayoutWriter(work / "layout").frames_root
+        if held.is_dir() and any(p.name != vid for p in held.iterdir()):
+            shutil.rmtree(work / "layout")  # it caches one video's ingest (kept for this one); another's is removed
         rec = ingest_one(IngestTask(video, vid, work / "layout", self.cfg.video, "error")).record
         write_annotations(work / "layout")
         timing = MovieNetSource(work / "layout").shot_timing(vid)  # [N, 2+] start, end frame
