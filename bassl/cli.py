@@ -94,6 +94,8 @@ def _shard(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.data.storage import Store, is_remote
     from bassl.sharding.run import build_shards, merge_shards, parse_part
 
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers}: give 0 (one per core) or more processes")
     out = args.out or cfg.data.shards
     out = out if is_remote(out) else str(Path(out).expanduser().resolve())
     if args.merge:

@@ -183,6 +183,9 @@ def test_wrong_type_or_choice_names_the_key(override, must_name):
         (["method=instance", "loss.simclr=false"], "loss.simclr"),
         (["loss.ssm=false", "loss.cgm=false", "loss.pp=false", "loss.msm=false"], "loss"),
         (["pretrain.zero_stage=4"], "pretrain.zero_stage"),
+        (["extract.batch_size=0"], "extract.batch_size"),
+        (["video.workers=-3"], "video.workers"),
+        (["synth.workers=-1"], "synth.workers"),
     ],
 )
 def test_impossible_values_name_the_key(overrides, must_name):

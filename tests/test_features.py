@@ -90,9 +90,13 @@ def test_partition_done_checks_checkpoint(tmp_path):
 
 
 def test_missing_or_duplicate_shots_are_errors(tmp_path):
-    with pytest.raises(DataError, match="extraction did not finish"):
+    with pytest.raises(DataError, match="no such folder; give the --out folder of `bassl extract`"):
+        load_features(tmp_path / "nope")
+    with pytest.raises(DataError, match="is not the --out folder of `bassl extract`"):
         load_features(tmp_path)
     write_partition(tmp_path, "a", ["tt1", "tt1", "tt1"], np.array([0, 1, 1]), np.zeros((3, 2)))
+    with pytest.raises(DataError, match="extraction did not finish"):
+        load_features(tmp_path)
     write_feature_manifest(tmp_path, ["a"])
     with pytest.raises(DataError, match="movie tt1 does not have each shot exactly once"):
         load_features(tmp_path)

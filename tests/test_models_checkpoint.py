@@ -182,3 +182,21 @@ def test_official_checkpoint_at_full_size_goes_to_segment_and_extract(tmp_path, 
 
     fm = load_features(tmp_path / "features")
     assert fm.features.shape == (56, 2048) and fm.metadata["method"] == "bassl"
+
+
+def test_weights_that_are_not_an_encoder_export_are_named_with_the_file_to_pass(models, tmp_path):
+    """A text file, a pickled object and a segmenter each give one line naming the file and what to pass; never
+    torch's advice to unpickle with weights_only=False."""
+    from bassl.errors import DataError
+    from bassl.models.weights import load_weights
+
+    (tmp_path / "notes.pt").write_text("not weights")
+    torch.save({"optimizer": Path("/x")}, tmp_path / "pickled.pt")  # an object weights_only refuses
+    for name in ("notes.pt", "pickled.pt"):
+        with pytest.raises(DataError, match=r"not a bassl model file \(torch\.load with weights_only=True") as err:
+            load_weights(tmp_path / name)
+        assert "set to `False`" not in str(err.value) and "safe_globals" not in str(err.value)
+        assert "\n" not in str(err.value)
+        assert "bassl import-checkpoint --ckpt SRC --out DST" in str(err.value)
+    with pytest.raises(DataError, match=r"segmenter\.pt is a segmenter .* pass the encoder\.pt written by `bassl pretrain`"):
+        load_weights(models["segmenter"])

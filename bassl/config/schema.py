@@ -204,6 +204,9 @@ class ExtractConfig:
     split: str
     precision: Literal["auto", "fp32", "bf16", "fp16"]
 
+    def check(self) -> None:
+        require(self.batch_size >= 1, f"extract.batch_size: {self.batch_size} must be >= 1 (shots per batch)")
+
 
 @dataclass
 class FinetuneConfig:
@@ -268,6 +271,7 @@ class SynthConfig:
                 "synth: need min_scene_shots <= mean_scene_shots <= max_scene_shots")
         require(self.width >= 64 and self.height >= 64, f"synth.width/height: {self.width}x{self.height} is too small (>= 64)")
         require(1 <= self.jpeg_quality <= 100, f"synth.jpeg_quality: {self.jpeg_quality} must be in [1, 100]")
+        require(self.workers >= 0, f"synth.workers: {self.workers} must be >= 0 (0 = one per core)")
 
 
 @dataclass
@@ -290,6 +294,7 @@ class VideoConfig:
         require(self.keyframe_height >= 32, f"video.keyframe_height: {self.keyframe_height} is too small (>= 32)")
         require(1 <= self.jpeg_quality <= 100, f"video.jpeg_quality: {self.jpeg_quality} must be in [1, 100]")
         require(self.scene_shots > 1, f"video.scene_shots: {self.scene_shots} must be > 1")
+        require(self.workers >= 0, f"video.workers: {self.workers} must be >= 0 (0 = one per core)")
 
 
 @dataclass

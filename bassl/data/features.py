@@ -112,8 +112,14 @@ def load_features(feature_dir: str | Path, dtype: str = "fp32") -> FeatureMatrix
     """Read every partition listed in the manifest into one matrix; each movie must have shots 0..n-1."""
     feature_dir = Path(feature_dir)
     manifest = feature_dir / MANIFEST
+    if not feature_dir.is_dir():
+        raise DataError(f"{feature_dir}: no such folder; give the --out folder of `bassl extract` (it holds {MANIFEST} "
+                        "and part-*.parquet)")
     if not manifest.is_file():
-        raise DataError(f"{manifest} does not exist: extraction did not finish; run `bassl extract` again (it resumes)")
+        partial = any(feature_dir.glob("*.parquet")) or (feature_dir / "config.yaml").is_file()
+        raise DataError(f"{manifest} does not exist: " + (
+            "extraction did not finish; run `bassl extract` again (it resumes)" if partial else
+            f"{feature_dir} is not the --out folder of `bassl extract` (that holds {MANIFEST} and part-*.parquet)"))
     doc = json.loads(manifest.read_text())
     tables = [pq.read_table(feature_dir / p["file"]) for p in doc["partitions"]]
     if not tables:

@@ -8,6 +8,7 @@ from a file is ever executed. ``bassl import-checkpoint`` writes the same format
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,29 @@ def read_model_file(path: str | Path, missing: str, unreadable: str = "") -> dic
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a file of ours
-        raise DataError(f"{path}: not a bassl model file ({type(e).__name__}: {e}){unreadable}") from e
+        raise DataError(f"{path}: not a bassl model file (torch.load with weights_only=True: {_why(e)}){unreadable}") from e
     if not isinstance(doc, dict):
         raise DataError(f"{path}: holds a {type(doc).__name__}, not a bassl model file")
     return doc
 
 
+def _why(e: Exception) -> str:
+    """The reason in torch's refusal, without its advice to load with weights_only=False (which bassl never does)."""
+    text = str(e)
+    if m := re.search(r"WeightsUnpickler error:\s*(\S.*)", text):
+        return m.group(1).strip().split(". Please")[0]  # nor its advice to allow-list the object's class
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return "it holds Python objects, not only tensors" if "weights_only" in first else first
+
+
 def load_weights(path: str | Path) -> dict[str, Any]:
     """Read an export (ours, or an imported official checkpoint) without unpickling any object."""
     doc = read_model_file(path, "pass the encoder.pt written by `bassl pretrain` or by `bassl import-checkpoint`",
-                          ". Official BaSSL .ckpt files must be converted first: bassl import-checkpoint SRC DST")
+                          ". Official BaSSL .ckpt files must be converted first: bassl import-checkpoint --ckpt SRC "
+                          "--out DST")
+    if doc.get("format") == SEGMENTER_FORMAT:
+        raise DataError(f"{path} is a segmenter (written by `bassl finetune`), not an encoder export: pass the "
+                        "encoder.pt written by `bassl pretrain` or `bassl import-checkpoint`")
     if "encoder" not in doc:
         raise DataError(f"{path}: no 'encoder' weights inside; expected a bassl export")
     return doc
