@@ -300,18 +300,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     it could land in a list of paths: collect every ``key=value`` as an override, wherever it stands."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    error = commands[args.command].error  # the subcommand's usage with the message, not the top-level one
     unknown = [a for a in rest if not OVERRIDE.match(a)]
     if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        error(f"unrecognized arguments: {' '.join(unknown)}")
     overrides = [a for a in args.overrides if OVERRIDE.match(a)] + [a for a in rest if OVERRIDE.match(a)]
     stray = [a for a in args.overrides if not OVERRIDE.match(a)]
+    if args.command == "segment":  # `segment key=value VIDEO`: argparse took the override for the video
+        words = [str(args.video), *stray]
+        overrides += [w for w in words if OVERRIDE.match(w) and not Path(w).exists()]
+        videos = [w for w in words if not (OVERRIDE.match(w) and not Path(w).exists())]
+        if not videos:
+            error("give the video file to segment")
+        if len(videos) > 1:
+            error(f"segment takes one video file, not {len(videos)} ({' '.join(videos)}); for many, call it once "
+                  "per file, or `bassl ingest` a folder")
+        args.video, stray = Path(videos[0]), []
     if stray:
-        parser.error(f"{' '.join(stray)}: expected key=value (a config override, e.g. pretrain.epochs=2)")
+        error(f"{' '.join(stray)}: expected key=value (a config override, e.g. pretrain.epochs=2)")
     if hasattr(args, "videos"):  # `ingest DIR key=value`: the override is not a video
         overrides += [v for v in args.videos if OVERRIDE.match(v) and not Path(v).exists()]
         args.videos = [v for v in args.videos if not (OVERRIDE.match(v) and not Path(v).exists())]
         if not args.videos and not args.merge:
-            parser.error("ingest: give at least one video file or directory (or --merge after --part runs)")
+            error("give at least one video file or directory (or --merge after --part runs)")
     given = list(sys.argv[1:] if argv is None else argv)
     args.overrides = sorted(overrides, key=given.index)  # later wins, as written
     return args

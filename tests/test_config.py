@@ -238,3 +238,21 @@ def test_compat_switches_default_to_the_paper():
     orig = load_config(["compat.temporal_same_shot=true", "augment.color_jitter_consistent=true",
                         "augment.crop_interpolation=bilinear", "finetune.select_on=last_test"])
     assert orig.compat.temporal_same_shot and orig.augment.color_jitter_consistent
+
+
+def test_overrides_stand_anywhere_and_a_wrong_command_line_gets_the_subcommand_usage(tmp_path, capsys):
+    from bassl.cli import parse_args
+
+    video = tmp_path / "take=3.mp4"  # a file whose name looks like an override is still the video
+    video.write_bytes(b"")
+    for argv in (["segment", "video.threshold=3", str(video), "--model", "m", "--out", "o"],
+                 ["segment", str(video), "--model", "m", "video.threshold=3", "--out", "o"]):
+        args = parse_args(argv)
+        assert args.video == video and args.overrides == ["video.threshold=3"]
+    for argv, message in ((["segment", "a.mp4", "b.mp4", "--model", "m", "--out", "o"], "takes one video file, not 2"),
+                          (["segment", "--model", "m", "--out", "o", "video.threshold=3"], "give the video file"),
+                          (["pretrain", "--bogus"], "unrecognized arguments: --bogus")):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        err = capsys.readouterr().err
+        assert message in err and f"usage: bassl {argv[0]}" in err

@@ -200,3 +200,5 @@ def test_weights_that_are_not_an_encoder_export_are_named_with_the_file_to_pass(
         assert "bassl import-checkpoint --ckpt SRC --out DST" in str(err.value)
     with pytest.raises(DataError, match=r"segmenter\.pt is a segmenter .* pass the encoder\.pt written by `bassl pretrain`"):
         load_weights(models["segmenter"])
+    with pytest.raises(DataError, match=r"is a folder, not a file; pass the encoder\.pt"):
+        load_weights(tmp_path)

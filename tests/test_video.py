@@ -96,13 +96,18 @@ def test_ingest_resumes_names_bad_files_and_skips_them(movies, tmp_path, capsys)
     shutil.copy(videos / f"{plans[0].video_id}.mp4", inputs / "a.mp4")
     (inputs / "empty.mp4").write_bytes(b"")
     (inputs / "junk.mkv").write_bytes(b"this is not a video" * 100)
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(inputs / "photo.mp4", "PNG")  # a still image under a video's name
     cfg = load_config(["video.workers=1"]).video
     with pytest.raises(DataError, match=r"empty\.mp4: FFmpeg cannot read it"):
         ingest_videos([inputs], root, cfg, progress=False)
     summary = ingest_videos([inputs], root, cfg, on_error="skip", progress=False)
-    assert (summary.kept + summary.ingested, len(summary.skipped)) == (1, 2)  # a.mp4 sorts first: done before the error
+    assert (summary.kept + summary.ingested, len(summary.skipped)) == (1, 3)  # a.mp4 sorts first: done before the error
     report = json.loads((root / "ingest_report.json").read_text())
-    assert sorted(Path(s["path"]).name for s in report["skipped"]) == ["empty.mp4", "junk.mkv"]
+    assert sorted(Path(s["path"]).name for s in report["skipped"]) == ["empty.mp4", "junk.mkv", "photo.mp4"]
+    assert [s["reason"] for s in report["skipped"] if s["path"].endswith("photo.mp4")][0].endswith(
+        "photo.mp4: a still image (png), not a video")
     again = ingest_videos([inputs / "a.mp4"], root, cfg, progress=False)
     assert (again.kept, again.ingested) == (1, 0)  # a finished video is kept
     assert not [p for p in (root / "240P_frames").iterdir() if p.name.startswith(".")]  # no half-written movie
@@ -356,3 +361,12 @@ def test_real_footage_shipped_in_the_transnetv2_wheel(tmp_path):
         cuts[detector] = shots[1:, 0].tolist()
     precision, recall = cut_scores(cuts["transnetv2"], cuts["adaptive"], tolerance=2)
     assert len(cuts["adaptive"]) >= 5 and precision >= 0.6 and recall >= 0.5, cuts
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU where there is none")
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(models):
+    from bassl import Segmenter
+    from bassl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no CUDA GPU that torch can use; pass device='cpu'"):
+        Segmenter.load(models["segmenter"], device="cuda")

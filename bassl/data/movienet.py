@@ -87,7 +87,8 @@ class ValidationReport:
         lines = [f"dataset {self.root}: {self.movies_on_disk} movies, {self.shots_on_disk} shots on disk"]
         for name, (movies, shots) in self.splits.items():
             lines.append(f"  anno.{name}.ndjson: {movies} movies, {shots} shots")
-        lines.append(f"  num_shot in the annotation files holds the shot {self.num_shot_convention.replace('_', ' ')}")
+        if self.num_shot_convention != "unknown":  # no annotation rows to tell it from
+            lines.append(f"  num_shot in the annotation files holds the shot {self.num_shot_convention.replace('_', ' ')}")
         lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  error: {p}" for p in self.problems]
         lines.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")

@@ -38,7 +38,7 @@ def read_model_file(path: str | Path, missing: str, unreadable: str = "") -> dic
     what to pass instead when the file is not there; ``unreadable`` is added when it is not a file of ours."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist; {missing}")
+        raise DataError(f"{path} {'is a folder, not a file' if path.is_dir() else 'does not exist'}; {missing}")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal means: not a file of ours

@@ -67,6 +67,8 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     try:
         with av.open(str(path)) as c:
+            if c.format.name.endswith("_pipe") or c.format.name.startswith("image2"):  # FFmpeg's still-image readers
+                raise DataError(f"{path}: a still image ({c.format.name.removesuffix('_pipe')}), not a video")
             v = video_stream(c)
             if v is None:
                 raise DataError(f"{path}: no video stream (streams: {', '.join(s.type for s in c.streams) or 'none'})")

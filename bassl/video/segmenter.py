@@ -205,6 +205,8 @@ class Segmenter:
 
     def _prepare(self, video: Path, work: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float, Callable]:
         """(ingest record, ``[N, 2+]`` shot frames, ``[N, D]`` features, when ingest ended, keyframe reader)."""
+        if video.is_dir():
+            raise DataError(f"{video} is a folder: segment takes one video file (`bassl ingest` reads folders)")
         if not video.is_file():
             raise DataError(f"{video}: no such video file")
         if self.cfg.video.bound_heap:
