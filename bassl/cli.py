@@ -231,6 +231,9 @@ def _ingest(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.video.ingest import ingest_videos, merge_ingest
 
     if args.merge:
+        if args.videos:
+            raise ConfigError(f"--merge reads the finished --part runs under --out; it takes no videos "
+                              f"(given: {' '.join(map(str, args.videos))})")
         print(merge_ingest(args.out).describe())
         return 0
     summary = ingest_videos(args.videos, args.out, cfg.video, on_error=args.on_error, progress=not args.no_progress,

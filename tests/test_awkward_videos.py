@@ -372,6 +372,8 @@ def test_ingest_leaves_a_layout_it_did_not_write_alone_and_names_file_errors(tmp
     assert (root / "anno" / "anno.pretrain.ndjson").read_text().count("\n") == 1 and not (root / ".ingest").exists()
     ingest([video], tmp_path / "ours")
     ingest([video], tmp_path / "ours")  # its own layout: ingested again (kept), no refusal
+    assert main(["ingest", str(video), "--out", str(tmp_path / "ours"), "--merge"]) == 2
+    assert "--merge reads the finished --part runs under --out; it takes no videos" in capsys.readouterr().err
     (tmp_path / "a_file").write_text("x")
     assert main(["ingest", str(video), "--out", str(tmp_path / "a_file"), "--no-progress"]) == 1
     err = capsys.readouterr().err

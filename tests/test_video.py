@@ -196,6 +196,13 @@ def test_segment_features_says_what_is_wrong_with_its_input(models):
         seg.segment_features(good, shot_frames=np.zeros((3, 2), int))
     with pytest.raises(ValueError, match="fps 0"):
         seg.segment_features(good, fps=0)
+    with pytest.raises(TypeError, match="cfg: a dict; give a bassl Config"):
+        Segmenter.load(models["segmenter"], cfg={})
+    from bassl.video.scene_files import write_edl
+
+    doc = seg.segment_features(good).to_json() | {"nominal_fps": 25.0, "video": "a\nb.mp4"}
+    edl = write_edl(models["segmenter"].parent / "t.edl", doc, "a\nb.mp4").read_text().splitlines()
+    assert edl[0] == "TITLE: a b.mp4" and all(EDL_EVENT.match(x) for x in edl if x[:3].isdigit())
 
 
 def test_the_readme_python_example_runs(models, movies, tmp_path, monkeypatch, capsys):

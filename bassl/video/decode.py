@@ -65,6 +65,8 @@ def probe(path: str | Path) -> VideoInfo:
     import av
 
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: FFmpeg cannot read it: the file is empty (0 bytes)")
     try:
         with av.open(str(path)) as c:
             if c.format.name.endswith("_pipe") or c.format.name.startswith("image2"):  # FFmpeg's still-image readers

@@ -121,6 +121,7 @@ def write_edl(path: Path, doc: dict[str, Any], title: str) -> Path:
     """A CMX3600 EDL: one cut event per scene, source and record timecodes equal (the scenes laid end to end).
     Timecodes count frames at the nominal rate; each is the scene's presentation time, so VFR files cut right."""
     fps, name = doc["nominal_fps"], Path(doc["video"]).name
+    title = " ".join(title.split())  # one line, whatever the file's name holds
     lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME",
              f"* timecodes at the nominal rate, {round(fps)} fps, from the frames' presentation times", ""]
     for i, s in enumerate(doc["scenes"], 1):

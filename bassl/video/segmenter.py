@@ -127,6 +127,9 @@ class Segmenter:
         """A ``segmenter.pt`` or an ``encoder.pt``; ``cfg`` defaults to the built-in config."""
         from bassl.config import load_config
 
+        if cfg is not None and not isinstance(cfg, Config):
+            raise TypeError(f"cfg: a {type(cfg).__name__}; give a bassl Config, e.g. "
+                            "bassl.config.load_config(['video.detector=content'])")
         return cls(load_model(Path(path)), Path(path), cfg if cfg is not None else load_config(), resolve_device(device))
 
     def describe(self) -> str:
