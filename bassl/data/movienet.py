@@ -365,10 +365,10 @@ class MovieNetSource:
                             report.problems.append(f"{timing}: {lines} lines for {count} shots on disk; one line per shot")
             if beyond:
                 report.problems.append(f"{path}: rows point at shots with no keyframes on disk ({_first_and_count(beyond)})")
-            if short:
-                report.problems.append(
-                    f"{path}: movies shorter than a {window_size}-shot window ({_first_and_count(short)}); "
-                    "remove them from the annotation files or lower window.neighbor_size"
+            if short:  # their windows repeat shots (loaders/windows.py): they run, but teach less
+                report.warnings.append(
+                    f"{path}: movies shorter than a {window_size}-shot window ({_first_and_count(short)}): their "
+                    "windows repeat the edge shots; they train and score, but a window of repeats teaches little"
                 )
             if no_timing:
                 report.warnings.append(
