@@ -244,7 +244,7 @@ def _ingest(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _segment_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", type=Path, help="the video file to segment")
+    p.add_argument("video", help="the video file to segment")  # a str: parse_args may swap it with an override
     p.add_argument("--model", required=True, type=Path,
                    help="segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt (no fine-tuning)")
     p.add_argument("--out", required=True, type=Path, help="where scenes.json, .csv, .edl, chapters and the contact sheet go")
@@ -311,7 +311,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     overrides = [a for a in args.overrides if OVERRIDE.match(a)] + [a for a in rest if OVERRIDE.match(a)]
     stray = [a for a in args.overrides if not OVERRIDE.match(a)]
     if args.command == "segment":  # `segment key=value VIDEO`: argparse took the override for the video
-        words = [str(args.video), *stray]
+        words = [args.video, *stray]
         overrides += [w for w in words if OVERRIDE.match(w) and not Path(w).exists()]
         videos = [w for w in words if not (OVERRIDE.match(w) and not Path(w).exists())]
         if not videos:
@@ -350,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bassl {args.command}: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a folder that is a file, a read-only disk, no space: the file and the reason, no traceback
+        if e.filename is None:  # not about a file the user named: a bug or a network error, with its traceback
+            raise
         print(f"bassl {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -68,7 +68,7 @@ def main() -> None:
         cfg = load_config([*DATA, *PRETRAIN, *paths, f"optim.trust_coefficient={trust}", *FINETUNE,
                            f"finetune.crn_init={init}", *over])
         if not (run / "pretrain" / "encoder.pt").is_file():
-            pretrain(cfg, run / "pretrain")
+            pretrain(cfg, run / "pretrain", resume=(run / "pretrain" / "checkpoints").is_dir())  # after a crash
         if not (run / "features" / "features.json").is_file():
             extract(cfg, run / "pretrain" / "encoder.pt", run / "features")
         if trust not in features:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from video_files import write_broadcast, write_stepping_back, write_video
+from video_files import write_broadcast, write_rolling, write_stepping_back, write_video
 
 from bassl.cli import main
 from bassl.config import load_config
@@ -50,6 +50,14 @@ def test_containers_codecs_and_streams(tmp_path, name, kw):
     assert rec["width"] == kw.get("size", (128, 72))[0] and rec["frames"] == 90 and "warning" not in rec
     with Image.open(LayoutWriter(tmp_path / "root").keyframe_path(vid, 0, 1)) as im:
         assert im.size[0] % 2 == 0 and im.size[1] % 2 == 0 and im.size[1] <= 72
+
+
+def planes(path: Path) -> list[np.ndarray]:
+    """Every frame as stored (e.g. yuv420p planes), no conversion: equal arrays are equal frames."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(video=0)]
 
 
 def first_frame(path: Path) -> np.ndarray:
@@ -154,6 +162,8 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     Times go on across the join. The packets are put in display order recording by recording, so a --split clip
     inside one recording is a stream copy and one across the join is re-encoded; each holds the frames ingest
     numbers."""
+    import av
+
     from bassl.video.decode import frames
     from bassl.video.scene_files import split_clips, stream_packets
 
@@ -167,17 +177,25 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     np.testing.assert_allclose(rec["shot_times"], [[0.0, 1.2], [1.2, 2.4], [2.4, 3.6], [3.6, 4.8]], atol=1e-6)
     assert rec["timestamp_splices"] == 1 and "jump back 1 time(s)" in rec["warning"]
     placed = stream_packets(video)
-    assert placed.recordings == [0, 60] and placed.keyframes == {0, 30, 60, 90}  # x264 starts each shot on an IDR
+    assert placed.recordings == [0, 60] and placed.cuts == {0, 30, 60, 90}  # x264 starts each shot on an IDR
     assert not placed.can_copy(30, 90) and placed.can_copy(60, 120) and placed.can_copy(30, 60)
     timelapse = stream_packets(write_video(tmp_path / "timelapse.mp4", [8, 8], rate=1))
-    assert timelapse.recordings == [0] and 0 in timelapse.keyframes  # B-frames 3 s out of order: not a join
-    doc = {"scenes": [{"start_frame": a, "end_frame": b} for a, b in ((0, 29), (30, 89), (90, 119))]}
+    assert timelapse.recordings == [0] and 0 in timelapse.cuts  # B-frames 3 s out of order: not a join
+    doc = {"frames": 120, "scenes": [{"start_frame": a, "end_frame": b} for a, b in ((0, 29), (30, 89), (90, 119))]}
     clips = split_clips(video, doc, tmp_path / "clips")
     assert [c["method"] for c in clips] == ["copy", "re-encode", "copy"] and [c["frames"] for c in clips] == [30, 60, 30]
-    decoded = {f.index: f.image for f in frames(video, 128, 72, only={0, 30, 90}) if f.image is not None}
-    for clip, start in zip(clips, (0, 30, 90), strict=True):
-        np.testing.assert_allclose(first_frame(tmp_path / "clips" / clip["file"])[40:, 40:].mean((0, 1)),
-                                   decoded[start][40:, 40:].mean((0, 1)), atol=6)
+    source = planes(video)
+    for clip, (a, b) in zip(clips, ((0, 30), (30, 90), (90, 120)), strict=True):
+        got = planes(tmp_path / "clips" / clip["file"])
+        assert len(got) == b - a
+        if clip["method"] == "copy":  # the source's own frames, bit for bit
+            assert all(np.array_equal(g, s) for g, s in zip(got, source[a:b], strict=True)), a
+    decoded = {f.index: f.image for f in frames(video, 128, 72, only={30, 89}) if f.image is not None}
+    reencoded = tmp_path / "clips" / clips[1]["file"]  # across the join: each recording's frames, in order
+    for i, k in ((0, 30), (-1, 89)):
+        with av.open(str(reencoded)) as c:
+            image = list(c.decode(video=0))[i].to_ndarray(format="rgb24")
+        np.testing.assert_allclose(image[40:, 40:].mean((0, 1)), decoded[k][40:, 40:].mean((0, 1)), atol=6)
 
 
 def test_a_small_step_back_in_timestamps_is_held_not_read_as_a_join(tmp_path):
@@ -334,18 +352,11 @@ def test_clips_copied_in_one_pass_hold_exactly_the_source_frames(tmp_path):
     """--split copies every clip that starts and ends on keyframes in one read of the packets: each clip decodes to
     the source's own frames, bit for bit, however the clips are ordered; a clip that is not keyframe to keyframe is
     refused before anything is written."""
-    import av
-
     from bassl.video.scene_files import copy_clips, stream_packets
 
     video = write_video(tmp_path / "v.mkv", SHOTS)
     placed = stream_packets(video)
-    assert placed.keyframes == {0, 30, 60} and placed.recordings == [0]
-
-    def planes(path: Path) -> list[np.ndarray]:
-        with av.open(str(path)) as c:
-            return [f.to_ndarray() for f in c.decode(video=0)]  # yuv420p as stored, no conversion
-
+    assert placed.cuts == {0, 30, 60} and placed.recordings == [0]
     source = planes(video)
     ranges = [(60, 90), (0, 30), (30, 60)]
     copy_clips(video, [(tmp_path / f"clip_{a}.mp4", a, b) for a, b in ranges], placed)
@@ -384,8 +395,72 @@ def test_split_removes_the_clips_of_an_earlier_split_with_more_scenes(tmp_path):
     from bassl.video.scene_files import split_clips
 
     video = write_video(tmp_path / "v.mp4", SHOTS)
-    three = {"scenes": [{"start_frame": a, "end_frame": a + 29} for a in (0, 30, 60)]}
+    three = {"frames": 90, "scenes": [{"start_frame": a, "end_frame": a + 29} for a in (0, 30, 60)]}
     split_clips(video, three, tmp_path / "clips")
     (tmp_path / "clips" / "mine.mp4").write_bytes(b"a file of the user's")
-    split_clips(video, {"scenes": [{"start_frame": 0, "end_frame": 89}]}, tmp_path / "clips")
+    split_clips(video, {"frames": 90, "scenes": [{"start_frame": 0, "end_frame": 89}]}, tmp_path / "clips")
     assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["mine.mp4", "scene_001.mp4"]
+
+
+@pytest.mark.parametrize(("name", "codec", "options", "open_gop"), [
+    ("closed.mp4", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0:bframes=3"}, False),
+    ("open gop.mp4", "libx264", {"x264-params": "open-gop=1:keyint=20:min-keyint=20:scenecut=0:bframes=3"}, True),
+    ("dvb.ts", "mpeg2video", {"g": "20", "bf": "2"}, True),  # MPEG-2's GOPs are open unless flagged closed
+    ("phone.mkv", "libx265", {"x265-params": "keyint=20:min-keyint=20:scenecut=0:log-level=error"}, True),
+    ("edit.mov", "prores_ks", {}, False),  # every frame a keyframe, but MP4 cannot hold ProRes
+])
+def test_a_copy_starts_only_where_no_frame_crosses_and_in_a_codec_mp4_holds(tmp_path, name, codec, options, open_gop):
+    """An open GOP's leading B-frames are coded after the keyframe they are shown before and need it: no copy starts or
+    ends there. Every clip from one cut to the next decodes to the source's own frames, bit for bit; a codec MP4
+    cannot hold (ProRes) is never copied, so --split re-encodes it."""
+    from bassl.video.scene_files import copy_clips, split_clips, stream_packets
+
+    video = write_rolling(tmp_path / name, codec, options, fmt="mpegts" if name.endswith(".ts") else None,
+                          pix_fmt="yuv422p10le" if codec == "prores_ks" else "yuv420p")
+    placed = stream_packets(video)
+    assert set(placed.index[placed.keyframe].tolist()) >= placed.cuts and 0 in placed.cuts
+    if open_gop:
+        assert placed.cuts == {0} and placed.keyframe.sum() > 1  # keyframes there are, but each one is crossed
+    if codec == "prores_ks":
+        assert not placed.mp4 and not placed.can_copy(0, 80)
+        doc = {"frames": 80, "scenes": [{"start_frame": 0, "end_frame": 39}, {"start_frame": 40, "end_frame": 79}]}
+        assert [c["method"] for c in split_clips(video, doc, tmp_path / "clips")] == ["re-encode"] * 2
+        return
+    bounds = [*sorted(placed.cuts), 80]
+    assert len(bounds) == (2 if open_gop else 5)
+    clips = [(tmp_path / f"clip_{a}.mp4", a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    copy_clips(video, clips, placed)
+    source = planes(video)
+    for dst, a, b in clips:
+        got = planes(dst)
+        assert len(got) == b - a and all(np.array_equal(g, s) for g, s in zip(got, source[a:b], strict=True)), a
+
+
+def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_frames(tmp_path):
+    """A TS recording that starts inside a GOP: its first packets cannot be decoded and the decoder drops them, so
+    packet k is not frame k. --split then copies nothing; every clip is re-encoded from the frames ingest numbers."""
+    import av
+
+    from bassl.video.decode import frames
+    from bassl.video.scene_files import split_clips, stream_packets
+
+    full = write_rolling(tmp_path / "full.ts", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0"},
+                         fmt="mpegts")
+    cut = tmp_path / "cut.ts"
+    with av.open(str(full)) as inp, av.open(str(cut), "w", format="mpegts") as out:
+        ost = out.add_stream_from_template(inp.streams.video[0])
+        for k, p in enumerate(q for q in inp.demux(video=0) if q.pts is not None):
+            if k >= 5:  # the recording starts at packet 5, inside the first GOP
+                p.stream = ost
+                out.mux(p)
+    decoded = [f.image for f in frames(cut, 128, 72)]
+    placed = stream_packets(cut)
+    assert len(placed.index) == 75 and len(decoded) < 75  # the frames before the next keyframe are dropped
+    n = len(decoded)
+    assert {15, 35} <= placed.cuts  # in packets: what a copy would take for frames 15..34
+    doc = {"frames": n, "scenes": [{"start_frame": a, "end_frame": b} for a, b in ((0, 14), (15, 34), (35, n - 1))]}
+    clips = split_clips(cut, doc, tmp_path / "clips")
+    assert [c["method"] for c in clips] == ["re-encode"] * 3
+    with av.open(str(tmp_path / "clips" / clips[1]["file"])) as c:
+        image = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    assert np.abs(image - decoded[15]).mean() < 8  # the 16th decoded frame, not the 16th packet's

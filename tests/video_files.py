@@ -129,6 +129,26 @@ def write_stepping_back(path: Path, shots: list[int], back: int, rate: int = 25)
     return path
 
 
+def write_rolling(path: Path, codec: str, options: dict[str, str], frames: int = 80, fmt: str | None = None,
+                  pix_fmt: str = "yuv420p") -> Path:
+    """A random texture rolling one pixel a frame (every frame differs, all of it moves), 128x72 at 25 fps, with the
+    encoder's ``options`` (e.g. x264's open-gop=1, where B-frames shown before an I-frame are coded after it)."""
+    import av
+
+    base = np.random.default_rng(0).integers(0, 256, (72, 128, 3)).astype(np.uint8)
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(codec, rate=25, options=options)
+        st.width, st.height, st.pix_fmt = 128, 72, pix_fmt
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(base, i, axis=1), format="rgb24")
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
+
+
 def write_vfr(path: Path, fmt: str | None = None) -> Path:
     """Six 45-frame shots of solid colours: three at 30 fps, then three at 6 fps (270 frames, ~27 s), as a phone
     records when the light drops. Timestamps in 1/30 s: the first cut is at 1.5 s, the fourth at 4.5 s."""

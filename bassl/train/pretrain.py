@@ -297,13 +297,15 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     cfg.check_world(dist.world_size)
     out_dir = Path(out_dir)
-    earlier = latest_tag(out_dir / "checkpoints")
-    if earlier and not (resume or fresh):
+    earlier = None if fresh else latest_tag(out_dir / "checkpoints")  # not read while rank 0 may be deleting it
+    if earlier and not resume:
         raise BasslError(f"{out_dir} holds an earlier run's checkpoints (the latest: {earlier}): pass --resume to "
                          "continue it, --fresh to start again at step 0 (deleting them), or give another --out")
-    if fresh and dist.is_main:
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-    barrier()  # no rank reads checkpoints that rank 0 is deleting
+    if fresh and dist.is_main:  # the earlier run's checkpoints, export and curves: none may pass for this run's
+        for old in ("checkpoints", "tensorboard"):
+            shutil.rmtree(out_dir / old, ignore_errors=True)
+        (out_dir / "encoder.pt").unlink(missing_ok=True)
+    barrier()  # every rank starts after the deletion
     precision = resolve_precision(cfg.pretrain.precision, dist.device)
     if dist.is_main:
         save_config(cfg, out_dir)

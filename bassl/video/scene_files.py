@@ -204,19 +204,24 @@ class StreamPackets:
     recording, and the recordings follow one another."""
 
     index: np.ndarray  # [P] each packet's frame index in display order
-    keyframe: np.ndarray  # [P] bool: an I/IDR packet, where a stream copy may start
+    keyframe: np.ndarray  # [P] bool: an I/IDR packet
     dts: np.ndarray  # [P] decode timestamps, filled in where the file has none (Matroska's first packets)
     recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
+    mp4: bool = True  # an MP4 file can hold the stream's codec (not so for ProRes, DV, raw video)
 
     @functools.cached_property
-    def keyframes(self) -> set[int]:
-        return set(self.index[self.keyframe].tolist())
+    def cuts(self) -> set[int]:
+        """Frame indices where a copy may start or end: a keyframe that no packet crosses, i.e. every packet before
+        it in decode order shows before it and every one after shows after (an open GOP's leading B-frames, which
+        need the keyframe and the frames before it, are not cut from either)."""
+        n = np.arange(len(self.index))
+        before = np.maximum.accumulate(np.concatenate([[-1], self.index[:-1]]))  # [P] the latest shown before n
+        return set(n[self.keyframe & (self.index == n) & (before == n - 1)].tolist())
 
     def can_copy(self, first: int, stop: int) -> bool:
-        """Frames ``first`` .. ``stop - 1`` are a stream copy: they start and end on keyframes (or the end) within
-        one recording, so their timestamps run on."""
-        keys = self.keyframes
-        return (first in keys and first < stop and (stop == len(self.index) or stop in keys)
+        """Frames ``first`` .. ``stop - 1`` are a stream copy: they start and end on cuts (or the end) within one
+        recording, so they hold every frame they need and their timestamps run on."""
+        return (self.mp4 and first in self.cuts and first < stop and (stop == len(self.index) or stop in self.cuts)
                 and not any(first < r < stop for r in self.recordings))
 
 
@@ -226,17 +231,33 @@ def _packets(container: Any, stream: Any) -> Iterator[Any]:
 
 
 def _fill_dts(dts: list[int | None], step: int) -> np.ndarray:
-    """``[P]`` decode timestamps with the missing ones filled in, ``step`` apart from their known neighbours:
-    Matroska stores none for the packets a B-frame stream holds back before the first frame shows."""
+    """``[P]`` decode timestamps with the missing ones filled in: Matroska stores none for the packets a B-frame
+    stream holds back before the first frame shows. Before the first known one they count back ``step`` apart,
+    between two known ones they are spread evenly, after the last they count on."""
     known = [i for i, d in enumerate(dts) if d is not None]
     if not known:
         return np.arange(len(dts), dtype=np.int64) * step
     out = np.empty(len(dts), dtype=np.int64)
-    first = known[0]
-    out[:first] = dts[first] - step * np.arange(first, 0, -1)  # before the first known one, counting back
-    for i in range(first, len(dts)):
-        out[i] = dts[i] if dts[i] is not None else out[i - 1] + step
+    out[known] = [dts[i] for i in known]
+    out[: known[0]] = dts[known[0]] - step * np.arange(known[0], 0, -1)
+    for a, b in zip(known, [*known[1:], None], strict=True):
+        gap = range(a + 1, b if b is not None else len(dts))
+        if len(gap):
+            span = (out[b] - out[a]) / (b - a) if b is not None else step
+            out[list(gap)] = [out[a] + round(span * (i - a)) for i in gap]
     return out
+
+
+def _mp4_takes(stream: Any) -> bool:
+    """Whether an MP4 file can hold ``stream``'s packets as they are."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(), "w", format="mp4") as out:
+            out.add_stream_from_template(stream)
+        return True
+    except (ValueError, av.error.FFmpegError):
+        return False
 
 
 def stream_packets(path: Path) -> StreamPackets:
@@ -250,6 +271,7 @@ def stream_packets(path: Path) -> StreamPackets:
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         frame = 1 / rate / float(stream.time_base or 1)  # one frame, in pts units
         back = max(TIMESTAMP_SPLICE_S * rate, 16) * frame  # B-frames reorder up to 16 frames: over 1 s in a timelapse
+        mp4 = _mp4_takes(stream)
     pts = np.array([t for t, _, _ in keys], dtype=np.int64)  # [P] in decode order
     starts, top = [0], None  # starts: the packet where each recording begins
     for i, t in enumerate(pts.tolist()):
@@ -261,7 +283,7 @@ def stream_packets(path: Path) -> StreamPackets:
     for a, b in zip(starts, [*starts[1:], len(pts)], strict=True):
         index[a + np.argsort(pts[a:b], kind="stable")] = np.arange(a, b)  # the recording's frames, by pts
     dts = _fill_dts([d for _, d, _ in keys], max(1, round(frame)))
-    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, starts)
+    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, starts, mp4)
 
 
 class ClipFile:
@@ -344,7 +366,8 @@ def copy_clips(src: Path, clips: list[tuple[Path, int, int]], placed: StreamPack
                 writing[k].write(packet, int(placed.dts[n]))
                 left[k] -= 1
                 if not left[k]:
-                    writing.pop(k).close()
+                    writing[k].close()  # a close that fails leaves it in `writing`, to be removed below
+                    del writing[k]
     finally:
         for clip in writing.values():  # an error, or a file that changed: no half clip is left
             clip.abort()
@@ -449,12 +472,15 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
     """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes within one recording,
     re-encoded otherwise; one read of the packets for all the copies, one decode for all the re-encodes."""
     placed = stream_packets(video)
+    # a packet per decoded frame, or the frame numbers would not name the packets (a recording cut mid-GOP: the
+    # decoder drops the frames it cannot decode); then every clip is re-encoded from the decoded frames
+    same_count = len(placed.index) == doc["frames"]
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, copy, reencode = [], [], []
     for i, s in enumerate(doc["scenes"], 1):
         first, stop = s["start_frame"], s["end_frame"] + 1
         dst = out_dir / f"scene_{i:03d}.mp4"
-        copied = placed.can_copy(first, stop)
+        copied = same_count and placed.can_copy(first, stop)
         (copy if copied else reencode).append((dst, first, stop))
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
     copy_clips(video, copy, placed)
