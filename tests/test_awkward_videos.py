@@ -464,3 +464,13 @@ def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_fram
     with av.open(str(tmp_path / "clips" / clips[1]["file"])) as c:
         image = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
     assert np.abs(image - decoded[15]).mean() < 8  # the 16th decoded frame, not the 16th packet's
+
+
+def test_missing_decode_times_are_filled_in_increasing():
+    from bassl.video.scene_files import _fill_dts
+
+    # Matroska's first packets (count back), a gap between two known ones (spread), a gap at the end (count on)
+    np.testing.assert_array_equal(_fill_dts([None, None, 0, 40, None, None, 160, None], 40),
+                                  [-80, -40, 0, 40, 80, 120, 160, 200])
+    np.testing.assert_array_equal(_fill_dts([0, None, 50], 100), [0, 25, 50])  # never past the next known one
+    np.testing.assert_array_equal(_fill_dts([None, None], 3), [0, 3])
