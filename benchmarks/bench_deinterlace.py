@@ -17,6 +17,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -27,20 +28,36 @@ from bassl.video.decode import frames
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def encode_video(path: Path, pictures: Iterable[np.ndarray], size: tuple[int, int], options: dict[str, str],
+                 rate: int = 25) -> Path:
+    """``pictures`` ([H, W, 3] rgb24, one per frame) as H.264 (libx264 with ``options``) into ``path``. Also used by
+    bench_split.py."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=rate, options=options)
+        st.width, st.height, st.pix_fmt = *size, "yuv420p"
+        for i, img in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    return path
+
+
 def write_bar_clip(path: Path, seconds: int, size: tuple[int, int] = (720, 576), rate: int = 25,
                    interlaced: bool = True, keyframe_seconds: int | None = None) -> Path:
     """H.264 shots of 3 s, each a colour with a bar of its complement moving 8 pixels a frame; ``interlaced``: top
     field first, the bottom field caught half a frame (4 px) later, as a TV camera films; ``keyframe_seconds``: a
     keyframe only that often (none at the cuts), else where x264 puts them. Also used by bench_split.py."""
-    import av
-
     w, h = size
     rng = np.random.default_rng(0)
     options = {"preset": "veryfast", **({"x264-params": "interlaced=1:tff=1"} if interlaced else {}),
                **({"g": str(keyframe_seconds * rate), "sc_threshold": "0"} if keyframe_seconds else {})}
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=rate, options=options)
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+
+    def pictures() -> Iterator[np.ndarray]:
         colour = rng.integers(0, 256, 3)
         for i in range(seconds * rate):
             if i % (3 * rate) == 0:  # a cut every 3 s
@@ -50,13 +67,9 @@ def write_bar_clip(path: Path, seconds: int, size: tuple[int, int] = (720, 576),
             for field, late in ((0, 0), (1, 4)) if interlaced else ((0, 0),):
                 x = (i * 8 + late) % (w - 40)
                 img[field:: 2 if interlaced else 1, x: x + 40] = 255 - colour  # [rows of the field, bar columns]
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for p in st.encode(frame):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-    return path
+            yield img
+
+    return encode_video(path, pictures(), size, options, rate)
 
 
 def decode_seconds(path: Path, deinterlace: bool) -> tuple[float, int]:

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from bench_deinterlace import write_bar_clip
+from bench_deinterlace import encode_video, write_bar_clip
 from bench_ingest import concat, timed
 
 from bassl.video.scene_files import copy_clip, copy_clips, reencode_clip, reencode_clips
@@ -47,23 +47,10 @@ SPLIT = ("import json, sys; from pathlib import Path; from bassl.video.scene_fil
 def write_grainy(path: Path, seconds: int) -> Path:
     """320x180 at 25 fps, a still picture under fresh grain every frame (megabytes a second, like a film), a keyframe
     every 10 s."""
-    import av
-
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "8", "g": "250",
-                                                         "sc_threshold": "0"})
-        st.width, st.height, st.pix_fmt = 320, 180, "yuv420p"
-        base = rng.integers(0, 192, (180, 320, 3), dtype=np.uint8)
-        for i in range(seconds * 25):
-            frame = av.VideoFrame.from_ndarray(base + rng.integers(0, 64, (180, 320, 3), dtype=np.uint8),
-                                               format="rgb24")
-            frame.pts = i
-            for p in st.encode(frame):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-    return path
+    base = rng.integers(0, 192, (180, 320, 3), dtype=np.uint8)
+    grain = (base + rng.integers(0, 64, (180, 320, 3), dtype=np.uint8) for _ in range(seconds * 25))
+    return encode_video(path, grain, (320, 180), {"preset": "ultrafast", "crf": "8", "g": "250", "sc_threshold": "0"})
 
 
 def split_memory(seconds: int) -> None:
