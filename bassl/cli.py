@@ -7,6 +7,7 @@ Every subcommand takes ``--config FILE`` (the user's YAML) and trailing ``key=va
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import sys
 from collections.abc import Callable
@@ -142,7 +143,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run directory (default: pretrain.output_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--fresh", action="store_true",
-                   help="start again at step 0 in a run directory that holds checkpoints (they are deleted)")
+                   help="start again at step 0 in a run directory that holds checkpoints (they, its encoder.pt and "
+                        "TensorBoard logs are deleted)")
     p.add_argument("--max-steps", type=int, help="stop after this many global steps (the schedule still spans all "
                    "epochs); 0 writes the initial encoder.pt")
 
@@ -332,6 +334,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+USERS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EMFILE}
+
+
+def is_users_to_fix(e: OSError) -> bool:
+    """An OS error the user fixes (a path, space, permissions): one line, no traceback."""
+    return e.filename is not None or e.errno in USERS_ERRNOS
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -350,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bassl {args.command}: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a folder that is a file, a read-only disk, no space: the file and the reason, no traceback
-        if e.filename is None:  # not about a file the user named: a bug or a network error, with its traceback
+        if not is_users_to_fix(e):  # a bug or a network error: with its traceback
             raise
         print(f"bassl {args.command}: {e}", file=sys.stderr)
         return 1

@@ -402,32 +402,38 @@ def test_split_removes_the_clips_of_an_earlier_split_with_more_scenes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["mine.mp4", "scene_001.mp4"]
 
 
-@pytest.mark.parametrize(("name", "codec", "options", "open_gop"), [
-    ("closed.mp4", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0:bframes=3"}, False),
-    ("open gop.mp4", "libx264", {"x264-params": "open-gop=1:keyint=20:min-keyint=20:scenecut=0:bframes=3"}, True),
-    ("dvb.ts", "mpeg2video", {"g": "20", "bf": "2"}, True),  # MPEG-2's GOPs are open unless flagged closed
-    ("phone.mkv", "libx265", {"x265-params": "keyint=20:min-keyint=20:scenecut=0:log-level=error"}, True),
-    ("edit.mov", "prores_ks", {}, False),  # every frame a keyframe, but MP4 cannot hold ProRes
+@pytest.mark.parametrize(("name", "codec", "options", "cuts"), [
+    ("closed.mp4", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0:bframes=3"}, {0, 20, 40, 60}),
+    ("closed.ts", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0:bframes=3"}, {0, 20, 40, 60}),
+    ("av1.mkv", "libsvtav1", {"g": "20"}, {0, 20, 40, 60}),  # MP4 holds AV1, though the wheel has no AV1 encoder
+    ("open gop.mp4", "libx264", {"x264-params": "open-gop=1:keyint=20:min-keyint=20:scenecut=0:bframes=3"}, {0}),
+    ("dvb.ts", "mpeg2video", {"g": "20", "bf": "2"}, {0}),  # MPEG-2's GOPs are open unless flagged closed
+    ("phone.mkv", "libx265", {"x265-params": "keyint=20:min-keyint=20:scenecut=0:log-level=error"}, {0}),
+    ("refresh.mp4", "libx264", {"x264-params": "intra-refresh=1:keyint=20:bframes=0"}, {0}),  # flagged P-frames
+    ("edit.mov", "prores_ks", {}, None),  # every frame a keyframe, but MP4 cannot hold ProRes
+    ("old.avi", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0:bframes=3"}, None),  # pts in decode order
 ])
-def test_a_copy_starts_only_where_no_frame_crosses_and_in_a_codec_mp4_holds(tmp_path, name, codec, options, open_gop):
-    """An open GOP's leading B-frames are coded after the keyframe they are shown before and need it: no copy starts or
-    ends there. Every clip from one cut to the next decodes to the source's own frames, bit for bit; a codec MP4
-    cannot hold (ProRes) is never copied, so --split re-encodes it."""
+def test_a_copy_starts_only_where_a_decoder_can_and_no_frame_crosses(tmp_path, name, codec, options, cuts):
+    """A copy starts or ends only on a keyframe a decoder can start from (for H.264/HEVC an IDR/IRAP picture, not
+    x264's intra-refresh P-frames) that no packet crosses (an open GOP's leading B-frames are coded after the
+    keyframe they are shown before, and need it), in a codec MP4 holds, where the pts show the display order (AVI
+    stamps H.264 in decode order). Every clip from one cut to the next decodes to the source's own frames, bit for
+    bit; where nothing can be copied, --split re-encodes."""
     from bassl.video.scene_files import copy_clips, split_clips, stream_packets
 
-    video = write_rolling(tmp_path / name, codec, options, fmt="mpegts" if name.endswith(".ts") else None,
+    fmt = {"ts": "mpegts", "avi": "avi"}.get(name.rsplit(".", 1)[1])
+    video = write_rolling(tmp_path / name, codec, options, fmt=fmt,
                           pix_fmt="yuv422p10le" if codec == "prores_ks" else "yuv420p")
     placed = stream_packets(video)
-    assert set(placed.index[placed.keyframe].tolist()) >= placed.cuts and 0 in placed.cuts
-    if open_gop:
-        assert placed.cuts == {0} and placed.keyframe.sum() > 1  # keyframes there are, but each one is crossed
-    if codec == "prores_ks":
-        assert not placed.mp4 and not placed.can_copy(0, 80)
+    if cuts is None:
+        assert not placed.copyable and not placed.can_copy(0, 20) and not placed.can_copy(0, 80)
         doc = {"frames": 80, "scenes": [{"start_frame": 0, "end_frame": 39}, {"start_frame": 40, "end_frame": 79}]}
         assert [c["method"] for c in split_clips(video, doc, tmp_path / "clips")] == ["re-encode"] * 2
         return
+    assert placed.copyable and placed.cuts == cuts
+    if name in ("dvb.ts", "phone.mkv"):  # keyframes a decoder can start from there are, but leading B-frames cross them
+        assert int(placed.keyframe.sum()) > 1
     bounds = [*sorted(placed.cuts), 80]
-    assert len(bounds) == (2 if open_gop else 5)
     clips = [(tmp_path / f"clip_{a}.mp4", a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
     copy_clips(video, clips, placed)
     source = planes(video)

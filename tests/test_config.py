@@ -256,3 +256,15 @@ def test_overrides_stand_anywhere_and_a_wrong_command_line_gets_the_subcommand_u
             parse_args(argv)
         err = capsys.readouterr().err
         assert message in err and f"usage: bassl {argv[0]}" in err
+
+
+def test_os_errors_a_user_fixes_are_one_line_and_others_keep_their_traceback():
+    import errno
+
+    from bassl.cli import is_users_to_fix
+
+    assert is_users_to_fix(NotADirectoryError(errno.ENOTDIR, "Not a directory", "out/a_file"))
+    assert is_users_to_fix(OSError(errno.ENOSPC, "No space left on device"))  # raised by write: no file named
+    assert is_users_to_fix(OSError(errno.EROFS, "Read-only file system"))
+    assert not is_users_to_fix(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+    assert not is_users_to_fix(OSError("a bug somewhere"))

@@ -61,7 +61,9 @@ def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_pa
     with pytest.raises(BasslError, match=r"earlier run's checkpoints \(the latest: step_00000014\): pass --resume"):
         pretrain(cfg, tmp_path / "b", max_steps=3)
     assert latest_tag(tmp_path / "b" / "checkpoints") == "step_00000014" and sorted(curve(tmp_path / "b")) == list(range(1, 15))
+    assert len(list((tmp_path / "b" / "tensorboard").glob("events.*"))) == 2  # the run and its resume
     pretrain(cfg, tmp_path / "b", max_steps=3, fresh=True)
+    assert len(list((tmp_path / "b" / "tensorboard").glob("events.*"))) == 1  # the earlier run's curves are gone
     assert latest_tag(tmp_path / "b" / "checkpoints") == "step_00000003"
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("step_*")) == ["step_00000002", "step_00000003"]
     np.testing.assert_allclose([curve(tmp_path / "b")[s] for s in (1, 2, 3)], [a[s] for s in (1, 2, 3)], rtol=1e-6)

@@ -300,10 +300,12 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     earlier = None if fresh else latest_tag(out_dir / "checkpoints")  # not read while rank 0 may be deleting it
     if earlier and not resume:
         raise BasslError(f"{out_dir} holds an earlier run's checkpoints (the latest: {earlier}): pass --resume to "
-                         "continue it, --fresh to start again at step 0 (deleting them), or give another --out")
+                         "continue it, --fresh to start again at step 0 (deleting them, its encoder.pt and "
+                         "TensorBoard logs), or give another --out")
     if fresh and dist.is_main:  # the earlier run's checkpoints, export and curves: none may pass for this run's
-        for old in ("checkpoints", "tensorboard"):
-            shutil.rmtree(out_dir / old, ignore_errors=True)
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        if (out_dir / "metrics.jsonl").is_file():  # a run directory of ours, so its tensorboard/ is ours too
+            shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
         (out_dir / "encoder.pt").unlink(missing_ok=True)
     barrier()  # every rank starts after the deletion
     precision = resolve_precision(cfg.pretrain.precision, dist.device)

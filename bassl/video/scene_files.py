@@ -204,10 +204,10 @@ class StreamPackets:
     recording, and the recordings follow one another."""
 
     index: np.ndarray  # [P] each packet's frame index in display order
-    keyframe: np.ndarray  # [P] bool: an I/IDR packet
+    keyframe: np.ndarray  # [P] bool: a packet a decoder can start from (flagged so; for H.264/HEVC an IDR/IRAP one)
     dts: np.ndarray  # [P] decode timestamps, filled in where the file has none (Matroska's first packets)
     recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
-    mp4: bool = True  # an MP4 file can hold the stream's codec (not so for ProRes, DV, raw video)
+    copyable: bool = True  # the packets can make an MP4 as they are: see stream_packets
 
     @functools.cached_property
     def cuts(self) -> set[int]:
@@ -221,7 +221,7 @@ class StreamPackets:
     def can_copy(self, first: int, stop: int) -> bool:
         """Frames ``first`` .. ``stop - 1`` are a stream copy: they start and end on cuts (or the end) within one
         recording, so they hold every frame they need and their timestamps run on."""
-        return (self.mp4 and first in self.cuts and first < stop and (stop == len(self.index) or stop in self.cuts)
+        return (self.copyable and first in self.cuts and first < stop and (stop == len(self.index) or stop in self.cuts)
                 and not any(first < r < stop for r in self.recordings))
 
 
@@ -249,28 +249,61 @@ def _fill_dts(dts: list[int | None], step: int) -> np.ndarray:
 
 
 def _mp4_takes(stream: Any) -> bool:
-    """Whether an MP4 file can hold ``stream``'s packets as they are."""
+    """Whether an MP4 file can hold ``stream``'s packets as they are (not ProRes, DV, raw video)."""
     import av
 
     try:
         with av.open(io.BytesIO(), "w", format="mp4") as out:
-            out.add_stream_from_template(stream)
+            out.add_stream_from_template(stream, opaque=True)  # opaque: no encoder needed (AV1's is not in the wheel)
         return True
     except (ValueError, av.error.FFmpegError):
         return False
 
 
+RANDOM_ACCESS_NALS = {"h264": {5}, "hevc": set(range(16, 22))}  # IDR; BLA, IDR and CRA (IRAP)
+
+
+def _nal_types(data: bytes, codec: str, length_size: int) -> list[int]:
+    """The NAL unit types in one H.264/HEVC packet, Annex B (start codes, as in MPEG-TS) or length-prefixed (MP4,
+    Matroska)."""
+    if data[:3] == b"\0\0\1" or data[:4] == b"\0\0\0\1":
+        heads = [m.end() for m in re.finditer(b"\0\0\1", data)]
+    else:
+        heads, i = [], 0
+        while i + length_size < len(data):
+            heads.append(i + length_size)
+            i += length_size + int.from_bytes(data[i: i + length_size], "big")
+    heads = [h for h in heads if h < len(data)]
+    return [data[h] & 0x1F if codec == "h264" else (data[h] >> 1) & 0x3F for h in heads]
+
+
+def _length_size(codec: str, extradata: bytes | None) -> int:
+    """Bytes of each NAL's length prefix, from the avcC / hvcC record (4 when there is none)."""
+    at = {"h264": 4, "hevc": 21}[codec]
+    return (extradata[at] & 3) + 1 if extradata and len(extradata) > at and extradata[0] == 1 else 4
+
+
 def stream_packets(path: Path) -> StreamPackets:
-    """Where each packet of ``path``'s video stream falls in display order, from the packets' timestamps alone (no
-    decode; a packet's data is not kept)."""
+    """Where each packet of ``path``'s video stream falls in display order, from the packets alone (no decode; only a
+    keyframe's bytes are read, and none is kept).
+
+    The copies are trusted (``copyable``) only where the packets say enough: an MP4 can hold the codec, the decode
+    times increase within each recording, and the pts show the display order. AVI stamps H.264 and packed B-frames
+    in decode order, so a stream that has B-frames and whose pts never go back is not trusted. For H.264 and HEVC a
+    flagged keyframe counts only if it is an IDR/IRAP picture: x264's intra refresh flags P-frames."""
     import av
 
     with av.open(str(path)) as c:
         stream = video_stream(c)
-        keys = [(p.pts, p.dts, p.is_keyframe) for p in _packets(c, stream)]
+        codec = stream.codec_context.name
+        nals = RANDOM_ACCESS_NALS.get(codec)
+        length = _length_size(codec, stream.codec_context.extradata) if nals else 4
+        keys = [(p.pts, p.dts, p.is_keyframe and (not nals or bool(nals & set(_nal_types(bytes(p), codec, length)))))
+                for p in _packets(c, stream)]
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         frame = 1 / rate / float(stream.time_base or 1)  # one frame, in pts units
         back = max(TIMESTAMP_SPLICE_S * rate, 16) * frame  # B-frames reorder up to 16 frames: over 1 s in a timelapse
+        reorders = bool(stream.codec_context.has_b_frames)
         mp4 = _mp4_takes(stream)
     pts = np.array([t for t, _, _ in keys], dtype=np.int64)  # [P] in decode order
     starts, top = [0], None  # starts: the packet where each recording begins
@@ -283,7 +316,11 @@ def stream_packets(path: Path) -> StreamPackets:
     for a, b in zip(starts, [*starts[1:], len(pts)], strict=True):
         index[a + np.argsort(pts[a:b], kind="stable")] = np.arange(a, b)  # the recording's frames, by pts
     dts = _fill_dts([d for _, d, _ in keys], max(1, round(frame)))
-    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, starts, mp4)
+    within = np.ones(max(len(pts) - 1, 0), dtype=bool)  # [P-1] packet pairs inside one recording
+    within[[a - 1 for a in starts[1:]]] = False
+    order_shown = not reorders or bool((np.diff(pts) <= 0)[within].any())
+    copyable = mp4 and order_shown and bool((np.diff(dts) > 0)[within].all())
+    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, starts, copyable)
 
 
 class ClipFile:
@@ -318,7 +355,7 @@ class CopiedClip(ClipFile):
     def __init__(self, dst: Path, template: Any) -> None:
         super().__init__(dst)
         try:
-            self.stream = self.out.add_stream_from_template(template)
+            self.stream = self.out.add_stream_from_template(template, opaque=True)
         except BaseException:
             self.abort()
             raise
@@ -347,8 +384,8 @@ def copy_clips(src: Path, clips: list[tuple[Path, int, int]], placed: StreamPack
     owner = np.full(len(placed.index), -1, dtype=np.int64)  # [frames] the clip each frame goes to
     for k, (dst, first, stop) in enumerate(clips):
         if not placed.can_copy(first, stop) or (owner[first:stop] >= 0).any():
-            raise ValueError(f"frames {first}..{stop - 1} of {src} ({dst.name}) cannot be copied: not from keyframe "
-                             "to keyframe within one recording, or overlapping another clip")
+            raise ValueError(f"frames {first}..{stop - 1} of {src} ({dst.name}) cannot be copied: not from cut to cut "
+                             "within one recording (StreamPackets.can_copy), or overlapping another clip")
         owner[first:stop] = k
     left = [stop - first for _, first, stop in clips]
     writing: dict[int, CopiedClip] = {}
