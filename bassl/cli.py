@@ -154,8 +154,6 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
 def _pretrain(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.train.pretrain import pretrain
 
-    if args.max_steps is not None and args.max_steps < 0:
-        raise ConfigError(f"--max-steps {args.max_steps}: give 0 (the initial weights) or more steps")
     result = pretrain(cfg, args.out or Path(cfg.pretrain.output_dir), resume=args.resume, max_steps=args.max_steps,
                       fresh=args.fresh)
     return 0 if result["step"] > 0 or result["stopped"] or args.max_steps == 0 else 1

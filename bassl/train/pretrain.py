@@ -294,6 +294,8 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     # ---- config and distributed facts -------------------------------------------------------------
     if resume and fresh:
         raise ConfigError("--resume and --fresh contradict each other: continue the run, or start it again")
+    if max_steps is not None and max_steps < 0:
+        raise ConfigError(f"--max-steps {max_steps}: give 0 (the initial weights) or more steps")
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     cfg.check_world(dist.world_size)
     out_dir = Path(out_dir)

@@ -506,8 +506,9 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
 
 
 def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
-    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on keyframes within one recording,
-    re-encoded otherwise; one read of the packets for all the copies, one decode for all the re-encodes."""
+    """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on cuts within one recording
+    (:meth:`StreamPackets.can_copy`), re-encoded otherwise; one read of the packets for all the copies, one decode for
+    all the re-encodes."""
     placed = stream_packets(video)
     # a packet per decoded frame, or the frame numbers would not name the packets (a recording cut mid-GOP: the
     # decoder drops the frames it cannot decode); then every clip is re-encoded from the decoded frames
