@@ -23,6 +23,16 @@ def test_adjacent_dissimilarity_hand_case():
     np.testing.assert_allclose(adjacent_dissimilarity(f), want, atol=1e-12)
 
 
+def test_label_free_adjacent_score_stays_in_unit_range_for_features_of_either_sign():
+    from bassl.train.label_free import label_free_scores
+
+    # scenes in opposite directions (features need not be ReLU outputs): 1 - cos reaches 2 at the cut, the score 1;
+    # at i=0 and i=2 one side's mean is the zero vector (cos 0)
+    f = np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    np.testing.assert_allclose(adjacent_dissimilarity(f), [1.0, 2.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(label_free_scores("adjacent", f), [0.5, 1.0, 0.5, 0.0], atol=1e-12)
+
+
 def test_feature_only_metrics_match_an_independent_loop(tmp_path):
     root, fdir = _finetune_layout(tmp_path)
     cfg = load_config([f"data.root={root}"])

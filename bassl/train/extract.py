@@ -91,15 +91,17 @@ def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, 
 
 
 def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, Any]:
-    dist: DistInfo = init_distributed(cfg.distributed.backend)
     out_dir = Path(out_dir)
+    # the inputs first: a wrong path is reported before DeepSpeed's start-up (seconds, and its log lines)
+    encoder, trained = load_encoder(weights, torch.device("cpu"))
+    table = open_shots(cfg.data.shards, cfg.extract.split, cfg.data.remote_fetch)
+    dist: DistInfo = init_distributed(cfg.distributed.backend)
+    encoder.to(dist.device)
     precision = inference_precision(resolve_precision(cfg.extract.precision, dist.device, "extract.precision"))
-    encoder, trained = load_encoder(weights, dist.device)
     metadata = {**metadata_for(weights, to_dict(cfg)), "split": cfg.extract.split, "method": trained.method}
     sha = metadata["checkpoint_sha256"]
     resume_key = {"checkpoint_sha256": sha, "split": cfg.extract.split}
 
-    table = open_shots(cfg.data.shards, cfg.extract.split, cfg.data.remote_fetch)
     movies = table.movie_ids
     groups = [movies[i : i + MOVIES_PER_PARTITION] for i in range(0, len(movies), MOVIES_PER_PARTITION)]
     names = [f"part-{g:05d}" for g in range(len(groups))]

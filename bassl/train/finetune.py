@@ -312,10 +312,11 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     ``finetune.auto_heads`` with ``model.boundary.head=auto``, choosing on val), then write ``report.json``, the
     plots, the test predictions and ``segmenter.pt`` (its config names the head that was kept)."""
     # ---- config, distributed facts, data --------------------------------------------------------------
-    dist: DistInfo = init_distributed(cfg.distributed.backend)
     out_dir = Path(out_dir)
     f = cfg.finetune
-    data = load_data(cfg, feature_dir)
+    data = load_data(cfg, feature_dir)  # the inputs first: a wrong path is reported before DeepSpeed's start-up
+    method, export = pretrained_export(data.fm, weights)
+    dist: DistInfo = init_distributed(cfg.distributed.backend)
     select_on = f.select_on
     if select_on == "val" and "val" not in data.eval_splits:
         if f.base_lr == "auto" or cfg.model.boundary.head == "auto":
@@ -328,7 +329,6 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     if len(data.train) // f.effective_batch == 0:
         raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
                         f"{f.effective_batch}; lower finetune.effective_batch")
-    method, export = pretrained_export(data.fm, weights)
     pretrained_crn = export["crn"] if export is not None and "crn" in export and f.crn_init == "pretrained" else None
     if dist.is_main:
         save_config(cfg, out_dir)

@@ -78,9 +78,10 @@ class PPScorer(nn.Module):
 
 def label_free_scores(scorer: str, features: np.ndarray, pp: PPScorer | None = None,
                       device: torch.device | str = "cpu") -> np.ndarray:
-    """``[n]`` score of each shot of one movie by ``scorer`` (``adjacent`` or ``pp``)."""
+    """``[n]`` score in [0, 1] of each shot of one movie by ``scorer`` (``adjacent`` or ``pp``): what
+    ``scenes.json`` stores as ``boundary_prob`` and the scene page draws on a 0-1 axis."""
     if scorer == "adjacent":
-        return adjacent_dissimilarity(features)
+        return adjacent_dissimilarity(features) / 2  # 1 - cos spans [0, 2] (features of either sign); same order
     if scorer == "pp":
         if pp is None:
             raise ValueError("the pp scorer needs a pre-trained CRN and PP head (an encoder.pt of bassl or "

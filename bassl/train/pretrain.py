@@ -25,6 +25,7 @@ from torch import nn
 
 from bassl.config import Config, ConfigError, save_config, to_dict
 from bassl.data.atomic import write_atomic
+from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
 from bassl.models import initial_pretrain_model
@@ -289,13 +290,14 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
 
     A directory that holds an earlier run's checkpoints is continued only with ``resume`` and started again (its
     checkpoints deleted) only with ``fresh``: without either it is an error, so no run is lost by a missing flag."""
-    import deepspeed
-
     # ---- config and distributed facts -------------------------------------------------------------
     if resume and fresh:
         raise ConfigError("--resume and --fresh contradict each other: continue the run, or start it again")
     if max_steps is not None and max_steps < 0:
         raise ConfigError(f"--max-steps {max_steps}: give 0 (the initial weights) or more steps")
+    load_manifest(cfg.data.shards)  # no shards is reported before DeepSpeed's start-up (seconds, and its log lines)
+    import deepspeed
+
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     cfg.check_world(dist.world_size)
     out_dir = Path(out_dir)

@@ -138,7 +138,8 @@ class Segmenter:
 
     def score(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(``[N]`` probability that shot i ends a scene, ``[N]`` bool decisions) for one video's ``[N, D]``
-        features in shot order; the last shot always ends a scene."""
+        features in shot order; the last shot always ends a scene. Label-free, the adjacent scorer's "probability"
+        is its dissimilarity halved: a score in [0, 1], ranked like one but not calibrated."""
         feats = self._checked(features)
         if self.fine_tuned:
             rows = neighbor_window(np.arange(len(feats)), len(feats), self.boundary_cfg.window.neighbor_size)  # [N, 2K+1]
