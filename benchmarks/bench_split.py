@@ -34,12 +34,12 @@ import numpy as np
 from bench_deinterlace import encode_video, write_bar_clip
 from bench_ingest import concat, timed
 
-from bassl.video.scene_files import copy_clips, reencode_clip, reencode_clips
+from bassl.video.clips import copy_clips, reencode_clip, reencode_clips
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-SPLIT = ("import json, sys; from pathlib import Path; from bassl.video.scene_files import split_clips; "
+SPLIT = ("import json, sys; from pathlib import Path; from bassl.video.clips import split_clips; "
          "doc = {'frames': int(sys.argv[2]), "
          "'scenes': [{'start_frame': a, 'end_frame': a + 249} for a in range(0, int(sys.argv[2]), 250)]}; "
          "clips = split_clips(Path(sys.argv[1]), doc, Path(sys.argv[3])); "

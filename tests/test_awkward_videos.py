@@ -60,6 +60,14 @@ def planes(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray() for f in c.decode(video=0)]
 
 
+def frame_times(path: Path) -> list[float]:
+    """Seconds at which each frame shows, as a player reads them (the container's edit list applied)."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
 def first_frame(path: Path) -> np.ndarray:
     import av
 
@@ -72,7 +80,7 @@ def test_rotated_phone_video_gives_upright_keyframes_and_clips(tmp_path, rotatio
     # The stored frame has a white block top-left; a player turns it ``rotation`` degrees counter-clockwise
     # (PyAV's set_display_rotation and VideoFrame.rotation both count counter-clockwise).
     from bassl.video.decode import probe
-    from bassl.video.scene_files import copy_clip, reencode_clip
+    from bassl.video.clips import copy_clip, reencode_clip
 
     video = write_video(tmp_path / "phone.mp4", SHOTS, rotation=rotation)
     _, source = ingest([video], tmp_path / "root")
@@ -118,7 +126,7 @@ def test_interlaced_video_is_deinterlaced_and_timed_right(tmp_path):
         with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("tv", s, 1)) as im:
             kept = combing(np.asarray(im.convert("RGB")))
         assert combing(raw[f]) > 4.0 and kept < 0.3 * combing(raw[f]), (s, combing(raw[f]), kept)
-    from bassl.video.scene_files import reencode_clip
+    from bassl.video.clips import reencode_clip
 
     reencode_clip(video, tmp_path / "clip.mp4", 35, 50)  # a --split clip re-encoded: deinterlaced too
     assert combing(first_frame(tmp_path / "clip.mp4")) < 0.3 * combing(raw[35])
@@ -165,7 +173,7 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     import av
 
     from bassl.video.decode import frames
-    from bassl.video.scene_files import split_clips, stream_packets
+    from bassl.video.clips import split_clips, stream_packets
 
     first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3)
     second = write_video(tmp_path / "b.ts", [30, 30], fmt="mpegts", colour_seed=4, ts_offset=0.7)
@@ -303,7 +311,7 @@ def test_clips_reencoded_in_one_pass_equal_clips_cut_one_by_one(tmp_path):
     import av
 
     from bassl.errors import DataError
-    from bassl.video.scene_files import reencode_clip, reencode_clips
+    from bassl.video.clips import reencode_clip, reencode_clips
 
     video = write_video(tmp_path / "v.mkv", SHOTS)
     ranges = [(60, 90), (5, 20), (20, 47)]  # out of order, with a gap (47-59) that no clip takes
@@ -327,7 +335,7 @@ def test_a_reencoded_clip_of_an_odd_sized_video_is_cropped_not_scaled(tmp_path):
     where it was. A one-pixel line at x = 120 stays at 120 (scaled to 126 it would move to 119)."""
     import av
 
-    from bassl.video.scene_files import reencode_clip
+    from bassl.video.clips import reencode_clip
 
     video = tmp_path / "odd.mkv"
     with av.open(str(video), "w") as out:
@@ -352,7 +360,7 @@ def test_clips_copied_in_one_pass_hold_exactly_the_source_frames(tmp_path):
     """--split copies every clip that starts and ends on keyframes in one read of the packets: each clip decodes to
     the source's own frames, bit for bit, however the clips are ordered; a clip that is not keyframe to keyframe is
     refused before anything is written."""
-    from bassl.video.scene_files import copy_clips, stream_packets
+    from bassl.video.clips import copy_clips, stream_packets
 
     video = write_video(tmp_path / "v.mkv", SHOTS)
     placed = stream_packets(video)
@@ -392,7 +400,7 @@ def test_ingest_leaves_a_layout_it_did_not_write_alone_and_names_file_errors(tmp
 
 
 def test_split_removes_the_clips_of_an_earlier_split_with_more_scenes(tmp_path):
-    from bassl.video.scene_files import split_clips
+    from bassl.video.clips import split_clips
 
     video = write_video(tmp_path / "v.mp4", SHOTS)
     three = {"frames": 90, "scenes": [{"start_frame": a, "end_frame": a + 29} for a in (0, 30, 60)]}
@@ -418,8 +426,9 @@ def test_a_copy_starts_only_where_a_decoder_can_and_no_frame_crosses(tmp_path, n
     x264's intra-refresh P-frames) that no packet crosses (an open GOP's leading B-frames are coded after the
     keyframe they are shown before, and need it), in a codec MP4 holds, where the pts show the display order (AVI
     stamps H.264 in decode order). Every clip from one cut to the next decodes to the source's own frames, bit for
-    bit; where nothing can be copied, --split re-encodes."""
-    from bassl.video.scene_files import copy_clips, split_clips, stream_packets
+    bit, the first at 0 s and the rest a frame apart (not one B-frame delay late); where nothing can be copied,
+    --split re-encodes."""
+    from bassl.video.clips import copy_clips, split_clips, stream_packets
 
     fmt = {"ts": "mpegts", "avi": "avi"}.get(name.rsplit(".", 1)[1])
     video = write_rolling(tmp_path / name, codec, options, fmt=fmt,
@@ -440,6 +449,7 @@ def test_a_copy_starts_only_where_a_decoder_can_and_no_frame_crosses(tmp_path, n
     for dst, a, b in clips:
         got = planes(dst)
         assert len(got) == b - a and all(np.array_equal(g, s) for g, s in zip(got, source[a:b], strict=True)), a
+        np.testing.assert_allclose(frame_times(dst), np.arange(b - a) / 25, atol=1e-3, err_msg=dst.name)
 
 
 def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_frames(tmp_path):
@@ -448,7 +458,7 @@ def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_fram
     import av
 
     from bassl.video.decode import frames
-    from bassl.video.scene_files import split_clips, stream_packets
+    from bassl.video.clips import split_clips, stream_packets
 
     full = write_rolling(tmp_path / "full.ts", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0"},
                          fmt="mpegts")
@@ -473,7 +483,7 @@ def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_fram
 
 
 def test_missing_decode_times_are_filled_in_increasing():
-    from bassl.video.scene_files import _fill_dts
+    from bassl.video.clips import _fill_dts
 
     # Matroska's first packets (count back), a gap between two known ones (spread), a gap at the end (count on)
     np.testing.assert_array_equal(_fill_dts([None, None, 0, 40, None, None, 160, None], 40),

@@ -306,7 +306,7 @@ def test_variable_frame_rate_is_timed_from_timestamps(models, tmp_path):
             times = np.array([f.time for f in c.decode(video=0)])
         want = source[s["start_frame"] : s["end_frame"] + 1]
         np.testing.assert_allclose(times - times[0], want - want[0], atol=1e-3)
-    from bassl.video.scene_files import reencode_clip
+    from bassl.video.clips import reencode_clip
 
     reencode_clip(video, tmp_path / "mid.mp4", 100, 200)  # not on keyframes: decoded and encoded again
     with av.open(str(tmp_path / "mid.mp4")) as c:
