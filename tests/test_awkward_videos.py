@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from video_files import write_broadcast, write_rolling, write_stepping_back, write_video
+from video_files import shot_tone, write_broadcast, write_rolling, write_stepping_back, write_video
 
 from bassl.cli import main
 from bassl.config import load_config
@@ -79,8 +79,8 @@ def first_frame(path: Path) -> np.ndarray:
 def test_rotated_phone_video_gives_upright_keyframes_and_clips(tmp_path, rotation):
     # The stored frame has a white block top-left; a player turns it ``rotation`` degrees counter-clockwise
     # (PyAV's set_display_rotation and VideoFrame.rotation both count counter-clockwise).
-    from bassl.video.decode import probe
     from bassl.video.clips import copy_clip, reencode_clip
+    from bassl.video.decode import probe
 
     video = write_video(tmp_path / "phone.mp4", SHOTS, rotation=rotation)
     _, source = ingest([video], tmp_path / "root")
@@ -172,8 +172,8 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     numbers."""
     import av
 
-    from bassl.video.decode import frames
     from bassl.video.clips import split_clips, stream_packets
+    from bassl.video.decode import frames
 
     first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3)
     second = write_video(tmp_path / "b.ts", [30, 30], fmt="mpegts", colour_seed=4, ts_offset=0.7)
@@ -457,8 +457,8 @@ def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_fram
     packet k is not frame k. --split then copies nothing; every clip is re-encoded from the frames ingest numbers."""
     import av
 
-    from bassl.video.decode import frames
     from bassl.video.clips import split_clips, stream_packets
+    from bassl.video.decode import frames
 
     full = write_rolling(tmp_path / "full.ts", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0"},
                          fmt="mpegts")
@@ -490,3 +490,46 @@ def test_missing_decode_times_are_filled_in_increasing():
                                   [-80, -40, 0, 40, 80, 120, 160, 200])
     np.testing.assert_array_equal(_fill_dts([0, None, 50], 100), [0, 25, 50])  # never past the next known one
     np.testing.assert_array_equal(_fill_dts([None, None], 3), [0, 3])
+
+
+def heard(path: Path) -> tuple[float, np.ndarray, int, str]:
+    """(when the sound starts, in s; its samples, mono; sample rate; codec) of a file's first audio stream."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        got = list(c.decode(stream))
+        mono = [f.to_ndarray().reshape(len(f.layout.channels), -1).mean(axis=0) if f.format.is_planar
+                else f.to_ndarray().reshape(-1, len(f.layout.channels)).mean(axis=1) for f in got]
+        return float(got[0].time), np.concatenate(mono).astype(np.float64), stream.sample_rate, stream.codec_context.name
+
+
+@pytest.mark.parametrize(("name", "codec", "sound"), [("phone.mp4", "aac", "copy"), ("camera.mov", "pcm_s16le", "aac"),
+                                                      ("tv.ts", "aac", "copy"), ("web.mkv", "libopus", "copy")])
+@pytest.mark.parametrize("starts", [(0, 30, 60), (0, 45)])  # on the cuts (copies), mid-shot (re-encoded)
+def test_each_clip_carries_its_scenes_sound_in_step_with_the_picture(tmp_path, name, codec, sound, starts):
+    """Shot k's sound is a tone of its own for exactly as long as the shot shows. In every clip, copied or
+    re-encoded, the sound starts with the picture, ends with it (to within one audio frame), and in every 10 ms the
+    tone is the one of the shot on screen then: where a clip holds a cut, the tone changes within 10 ms of it. The
+    packets are copied where players take the codec in MP4; PCM is encoded to AAC."""
+    from bassl.video.clips import split_clips
+
+    fmt = {"ts": "mpegts"}.get(name.rsplit(".", 1)[1])
+    video = write_video(tmp_path / name, SHOTS, fmt=fmt, audio=codec)
+    bounds = [*starts, 90]
+    doc = {"frames": 90, "scenes": [{"start_frame": a, "end_frame": b - 1} for a, b in zip(bounds, bounds[1:], strict=False)]}
+    clips = split_clips(video, doc, tmp_path / "clips")
+    assert {c["method"] for c in clips} == ({"copy"} if starts == (0, 30, 60) else {"re-encode"})
+    cuts = np.cumsum(SHOTS)[:-1] / 25  # [2] s
+    for c, a, b in zip(clips, bounds, bounds[1:], strict=False):
+        assert c["sound"] == sound
+        t0, x, rate, got_codec = heard(tmp_path / "clips" / c["file"])
+        assert got_codec == ("aac" if sound == "aac" else {"libopus": "opus"}.get(codec, codec))
+        assert abs(t0) < 1e-3 and abs(len(x) / rate - (b - a) / 25) < 0.025, (c["file"], t0, len(x) / rate)
+        w = rate // 100  # 10 ms: every tone is a whole number of cycles
+        tones = np.array([np.argmax(np.abs(np.fft.rfft(x[i * w: (i + 1) * w]))) * 100 for i in range(len(x) // w)])
+        on_screen = a / 25 + (np.arange(len(tones)) + 0.5) / 100  # [windows] centre of each, s of the source
+        expected = np.array([shot_tone(k) for k in np.searchsorted(cuts, on_screen, side="right")])
+        near_cut = (np.abs(on_screen[:, None] - cuts[None]) < 0.015).any(axis=1)
+        inner = ~near_cut & (np.arange(len(tones)) >= 2) & (np.arange(len(tones)) < len(tones) - 2)
+        assert (tones[inner] == expected[inner]).all(), (c["file"], tones[~(tones == expected)], on_screen[tones != expected])

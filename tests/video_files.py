@@ -11,14 +11,16 @@ import numpy as np
 def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str = "libx264",
                 size: tuple[int, int] = (128, 72), pix_fmt: str = "yuv420p", rotation: int = 0, cover: bool = False,
                 rate: int = 25, interlaced: bool = False, second_video: bool = False, colour_seed: int = 1,
-                ts_offset: float = 0.0) -> Path:
+                ts_offset: float = 0.0, audio: str | None = None) -> Path:
     """Shots of solid colours (``shots``: frames per shot), a white block in the stored frame's top-left corner and a
     moving line. ``rotation``: a display matrix turning the picture that many degrees counter-clockwise (as phones
     write); ``cover``: an attached-picture (cover art) stream before the video stream; ``interlaced``: encoded as
     interlaced (H.264, top field first) and filmed so, a black bar moving 8 pixels a frame whose bottom field is
     caught half a frame later (4 pixels on); ``second_video``: before the main stream, a second video stream (a
     grey 64x36 preview with no cut) that is not the default track; ``colour_seed``: draws the shots' colours;
-    ``ts_offset``: seconds added to every timestamp (a recording's clock does not start at 0)."""
+    ``ts_offset``: seconds added to every timestamp (a recording's clock does not start at 0); ``audio``: a sound
+    track in that codec (e.g. aac, pcm_s16le), shot k a steady tone of :func:`shot_tone` (k) Hz from its first frame
+    to its last, so which sound plays when says which shot it belongs to."""
     import av
 
     w, h = size
@@ -38,6 +40,7 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
             st.disposition = av.stream.Disposition.default
         if rotation:
             st.set_display_rotation(rotation)
+        sound = out.add_stream(audio, rate=SAMPLE_RATE, layout="mono") if audio else None
         if cover:
             pic = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
             for p in [*art.encode(pic), *art.encode()]:
@@ -58,7 +61,34 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
             out.mux(p)
         for p in preview.encode() if second_video else []:
             out.mux(p)
+        if sound is not None:
+            write_tones(out, sound, shots, rate)
     return path
+
+
+SAMPLE_RATE = 48000
+
+
+def shot_tone(shot: int) -> float:
+    """The frequency (Hz) of shot ``shot``'s tone: far apart, each on a whole number of 10 ms cycles."""
+    return 300.0 + 400.0 * (shot % 8)
+
+
+def write_tones(out, st, shots: list[int], rate: int) -> None:
+    """Into ``out``'s mono audio stream ``st``: for each shot its tone, for exactly as long as the shot is shown."""
+    import av
+
+    t = np.arange(round(sum(shots) / rate * SAMPLE_RATE)) / SAMPLE_RATE  # [samples] seconds
+    shot_of = np.searchsorted(np.cumsum(shots) / rate, t, side="right").clip(max=len(shots) - 1)
+    wave = (0.5 * np.sin(2 * np.pi * np.array([shot_tone(k) for k in range(len(shots))])[shot_of] * t) * 32767)
+    samples = wave.astype(np.int16)
+    for a in range(0, len(samples), 1024):
+        frame = av.AudioFrame.from_ndarray(samples[None, a: a + 1024], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = SAMPLE_RATE, a
+        for p in st.encode(frame):
+            out.mux(p)
+    for p in st.encode():
+        out.mux(p)
 
 
 def picture(colour: np.ndarray, i: int, size: tuple[int, int], interlaced: bool) -> np.ndarray:

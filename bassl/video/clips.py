@@ -35,6 +35,7 @@ class StreamPackets:
     index: np.ndarray  # [P] each packet's frame index in display order
     keyframe: np.ndarray  # [P] bool: a packet a decoder can start from (flagged so; for H.264/HEVC an IDR/IRAP one)
     dts: np.ndarray  # [P] decode timestamps, filled in where the file has none (Matroska's first packets)
+    times: np.ndarray  # [P] when each frame shows, in display order: seconds on the file's clock
     recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
     copyable: bool = True  # the packets can make an MP4 as they are: see stream_packets
 
@@ -129,8 +130,9 @@ def stream_packets(path: Path) -> StreamPackets:
         length = _length_size(codec, stream.codec_context.extradata) if nals else 4
         keys = [(p.pts, p.dts, p.is_keyframe and (not nals or bool(nals & set(_nal_types(bytes(p), codec, length)))))
                 for p in _packets(c, stream)]
+        tb = float(stream.time_base or 1)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
-        frame = 1 / rate / float(stream.time_base or 1)  # one frame, in pts units
+        frame = 1 / rate / tb  # one frame, in pts units
         back = max(TIMESTAMP_SPLICE_S * rate, 16) * frame  # B-frames reorder up to 16 frames: over 1 s in a timelapse
         reorders = bool(stream.codec_context.has_b_frames)
         mp4 = _mp4_takes(stream)
@@ -149,7 +151,9 @@ def stream_packets(path: Path) -> StreamPackets:
     within[[a - 1 for a in starts[1:]]] = False
     order_shown = not reorders or bool((np.diff(pts) <= 0)[within].any())
     copyable = mp4 and order_shown and bool((np.diff(dts) > 0)[within].all())
-    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, starts, copyable)
+    times = np.empty(len(pts), dtype=np.float64)
+    times[index] = pts * tb
+    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, times, starts, copyable)
 
 
 class ClipFile:
@@ -339,10 +343,134 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
     reencode_clips(src, [(dst, first, stop)], crf, preset)
 
 
+PLAYABLE_SOUND = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}  # in MP4, players play these; others go to AAC
+
+
+class ClipSound(ClipFile):
+    """A finished clip written again with sound: its video packets as they are, interleaved by time with the
+    source's audio from the clip's start on (the packets themselves where players take the codec in MP4, else AAC)."""
+
+    def __init__(self, dst: Path, audio: Any, start: float, copy: bool) -> None:
+        import av
+
+        super().__init__(dst)
+        try:
+            self.silent = av.open(str(dst))  # the clip as written, video only; replaced by close()
+            video = video_stream(self.silent)
+            self.video = self.out.add_stream_from_template(video, opaque=True)
+            self.pending = _packets(self.silent, video)
+            self.next = next(self.pending, None)
+            if copy:
+                self.audio = self.out.add_stream_from_template(audio, opaque=True)
+            else:
+                ctx = audio.codec_context
+                self.audio = self.out.add_stream("aac", rate=ctx.sample_rate, layout=ctx.layout.name)
+        except BaseException:
+            self.abort()
+            raise
+        self.start, self.encoding = start, not copy
+
+    def _video_until(self, time: float) -> None:
+        """The clip's video packets decoded before ``time`` (seconds of the clip), so the file stays interleaved."""
+        while self.next is not None and float(self.next.dts * self.next.time_base) <= time:
+            self.next.stream = self.video
+            self.out.mux(self.next)
+            self.next = next(self.pending, None)
+
+    def write_packet(self, packet: Any) -> None:
+        """A copy of one source audio packet that sounds within the clip (the first may start before it: its pts is
+        then below 0, and the muxer's edit list starts the sound with the picture)."""
+        import av
+
+        shift = round(self.start / packet.time_base)  # the clip's 0, in the packet's ticks
+        self._video_until(float(packet.pts * packet.time_base) - self.start)
+        out = av.Packet(bytes(packet))  # a packet muxed is handed over: the one after this clip's may need it too
+        out.pts, out.dts = packet.pts - shift, (packet.pts if packet.dts is None else packet.dts) - shift
+        out.duration, out.time_base, out.stream = packet.duration, packet.time_base, self.audio
+        self.out.mux(out)
+
+    def write_frame(self, frame: Any, pts: int) -> None:
+        """One decoded source audio frame that sounds within the clip, its pts on the source's clock."""
+        frame.pts = pts - round(self.start / frame.time_base)
+        self._video_until(float(frame.pts * frame.time_base))
+        for out in self.audio.encode(frame):
+            self.out.mux(out)
+
+    def flush(self) -> None:
+        if self.encoding:
+            for out in self.audio.encode():
+                self.out.mux(out)
+        self._video_until(float("inf"))
+
+    def close(self) -> None:
+        self.silent.close()
+        super().close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.silent.close()
+        super().abort()
+
+
+def add_sound(src: Path, clips: list[tuple[Path, float, float]]) -> str | None:
+    """Each ``(clip, start, end)`` (seconds on ``src``'s clock, the clip's first frame at ``start``): the source's
+    main audio from ``start`` to ``end`` muxed beside the clip's video, all in one read of the audio packets. A packet
+    that sounds across a cut goes to both clips, so each clip's sound starts with its picture. Returns how (``copy``:
+    the packets as they are; ``aac``: encoded again, for codecs players do not take in MP4, e.g. PCM), or None
+    when the source has no sound. A clip the sound does not reach stays silent."""
+    import av
+
+    todo = sorted(clips, key=lambda c: c[1])
+    with av.open(str(src)) as inp:
+        audio = inp.streams.best("audio") if inp.streams.audio else None
+        if audio is None or not todo:
+            return None
+        copy = audio.codec_context.name in PLAYABLE_SOUND and _mp4_takes(audio)
+        writing: dict[int, ClipSound] = {}
+        k = 0  # the first clip not yet complete
+
+        def to_clips(t: float, heard: float) -> list[ClipSound]:
+            """The clips the sound from ``t`` to ``heard`` falls in; the clips it is past are complete."""
+            nonlocal k
+            while k < len(todo) and t >= todo[k][2]:
+                if k in writing:
+                    writing.pop(k).close()  # a close that fails leaves it to the abort below
+                k += 1
+            hit = [j for j in range(k, len(todo)) if todo[j][1] < heard and t < todo[j][2]]
+            for j in hit:
+                if j not in writing:
+                    writing[j] = ClipSound(todo[j][0], audio, todo[j][1], copy)
+            return [writing[j] for j in hit]
+
+        try:
+            for packet in inp.demux(audio):
+                if packet.pts is None:
+                    continue
+                t = float(packet.pts * packet.time_base)
+                if k == len(todo):
+                    break
+                if copy:
+                    for clip in to_clips(t, t + float((packet.duration or 0) * packet.time_base)):
+                        clip.write_packet(packet)
+                    continue
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        continue
+                    pts, ft = frame.pts, float(frame.pts * frame.time_base)
+                    for clip in to_clips(ft, ft + frame.samples / frame.sample_rate):
+                        clip.write_frame(frame, pts)
+            to_clips(float("inf"), float("inf"))  # the sound ended: every clip it reached is complete
+        finally:
+            for clip in writing.values():  # an error: those clips keep their video alone
+                clip.abort()
+    return "copy" if copy else "aac"
+
+
 def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
     """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on cuts within one recording
     (:meth:`StreamPackets.can_copy`), re-encoded otherwise; one read of the packets for all the copies, one decode for
-    all the re-encodes."""
+    all the re-encodes, then one read of the sound for all (:func:`add_sound`). Returns per clip its scene, file,
+    frames, ``method`` (copy or re-encode) and ``sound`` (copy, aac, or None: silent)."""
     placed = stream_packets(video)
     # a packet per decoded frame, or the frame numbers would not name the packets (a recording cut mid-GOP: the
     # decoder drops the frames it cannot decode); then every clip is re-encoded from the decoded frames
@@ -357,6 +485,12 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
     copy_clips(video, copy, placed)
     reencode_clips(video, reencode, progress=progress)
+    sound = None
+    if same_count and placed.recordings == [0]:  # the frames' times say which sound is the clip's (not across a join)
+        times = [*placed.times, np.inf]  # [P+1] when frame i shows; the last clip takes the sound to the end
+        sound = add_sound(video, [(dst, times[first], times[stop]) for dst, first, stop in sorted(copy + reencode)])
+    for c in clips:
+        c["sound"] = sound
     names = {c["file"] for c in clips}
     for old in out_dir.glob("scene_*.mp4"):  # an earlier split of more scenes: its clips would be taken for these
         if re.fullmatch(r"scene_\d{3,}\.mp4", old.name) and old.name not in names:

@@ -82,7 +82,7 @@ class Scenes:
         return write_scene_page(Path(path), self.to_json(), self.keyframe, video_src)
 
     def split(self, out_dir: str | Path, progress: bool = False) -> list[dict[str, Any]]:
-        """One clip per scene in ``out_dir`` (stream copy where a scene starts on a keyframe, else re-encoded)."""
+        """One clip per scene in ``out_dir``, with its sound (:func:`bassl.video.clips.split_clips`)."""
         return split_clips(self.video, self.to_json(), Path(out_dir), progress)
 
 

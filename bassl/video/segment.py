@@ -28,6 +28,11 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         print(f"[segment] {Path(video).name}: {len(doc['shots'])} shots, {len(doc['scenes'])} scenes "
               f"({doc['mode']}) in {scenes.timing['total_s']:.1f} s ({scenes.timing['realtime_factor']:.1f}x real time)")
         print(f"[segment] scorer: {seg.describe()}")
+        if split:
+            copied = sum(c["method"] == "copy" for c in doc["clips"])
+            sound = {"copy": "its sound copied", "aac": "its sound encoded to AAC", None: "no sound in the video"}
+            print(f"[segment] clips: {copied} copied, {len(doc['clips']) - copied} re-encoded; "
+                  f"{sound[doc['clips'][0]['sound'] if doc['clips'] else None]}")
         for name, path in files.items():
             print(f"[segment] {name}: {path}")
     return doc
