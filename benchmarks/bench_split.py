@@ -12,6 +12,10 @@ re-encodes them all the same (libx264 veryfast, CRF 18, as --split does where a 
 alternate so that load on the machine falls on both ways; both ways write byte-identical clips (checked: a packet or
 frame routed to the wrong clip would show; for copies the other way is the code before).
 
+``--sound``: what the sound adds to a split where every clip is copied: ``split_clips`` of the same film with no
+sound, with AAC (its packets copied into each clip) and with PCM in MOV (encoded to AAC for each clip), alternating;
+writes benchmarks/results/split_sound.{json,md}.
+
 ``--memory``: peak memory of ``split_clips`` (as ``bassl segment --split`` calls it) copying 10-s clips out of a
 grainy 320x180 video of ``--seconds`` (hundreds of MB) and out of the same video 4x over; writes
 benchmarks/results/split_memory.{json,md}.
@@ -110,15 +114,93 @@ def split_memory(seconds: int) -> None:
     print("\n".join(md))
 
 
+def with_sound(video: Path, dst: Path, codec: str) -> Path:
+    """``video``'s packets beside a stereo 48 kHz sound track in ``codec`` as long as the picture: noise under a
+    tone that changes every second, so that an encoder has as much to do as with real sound."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(video)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream(codec, rate=48000, layout="stereo")
+        if codec == "aac":
+            aout.bit_rate = 128000
+        sample = 0
+        for packet in inp.demux(vin):
+            if packet.dts is None:
+                continue
+            while sample / 48000 <= float(packet.dts * packet.time_base) + 0.1:  # the sound a little ahead
+                t = (sample + np.arange(1024)) / 48000
+                wave = 0.3 * np.sin(2 * np.pi * (220 + 110 * (t.astype(int) % 5)) * t) + 0.05 * rng.standard_normal(1024)
+                frame = av.AudioFrame.from_ndarray((np.stack([wave, wave]) * 32767).astype(np.int16).T.reshape(1, -1),
+                                                   format="s16", layout="stereo")
+                frame.sample_rate, frame.pts = 48000, sample
+                for p in aout.encode(frame):
+                    out.mux(p)
+                sample += 1024
+            packet.stream = vout
+            out.mux(packet)
+        for p in aout.encode():
+            out.mux(p)
+    return dst
+
+
+def split_sound(seconds: int, scenes: int, repeats: int) -> None:
+    """``split_clips`` of one film silent, with AAC and with PCM; every clip a stream copy."""
+    from bassl.video.clips import split_clips
+
+    frames = seconds * 25
+    bounds = np.linspace(0, frames, scenes + 1).astype(int)
+    doc = {"frames": frames, "scenes": [{"start_frame": int(a), "end_frame": int(b) - 1}
+                                        for a, b in zip(bounds[:-1], bounds[1:], strict=True)]}
+    with tempfile.TemporaryDirectory() as tmp:
+        silent = write_bar_clip(Path(tmp) / "film.mp4", seconds, (640, 360), interlaced=False,
+                                keyframe_seconds=seconds // scenes)
+        films = {"silent": silent, "AAC (copied)": with_sound(silent, Path(tmp) / "film_aac.mp4", "aac"),
+                 "PCM in MOV (encoded to AAC)": with_sound(silent, Path(tmp) / "film_pcm.mov", "pcm_s16le")}
+        times: dict[str, list[float]] = {name: [] for name in films}
+        for r in range(repeats):
+            for name, film in films.items():
+                out = Path(tmp) / f"clips_{r}_{film.stem}"
+                t0 = time.perf_counter()
+                clips = split_clips(film, doc, out)
+                times[name].append(time.perf_counter() - t0)
+                assert {c["method"] for c in clips} == {"copy"}, clips
+                shutil.rmtree(out)
+        sizes = {name: film.stat().st_size / 2**20 for name, film in films.items()}
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    result = {"date": datetime.now().isoformat(timespec="seconds"),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "scenes": scenes,
+              "video": f"640x360, 25 fps, {seconds} s, H.264, a keyframe at each scene; sound 48 kHz stereo",
+              "file_mib": sizes, "seconds": times, "over_silent": {n: med[n] / med["silent"] for n in films}}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "split_sound.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = [f"# --split with sound ({result['date']}, {result['machine']})", "",
+          f"`.venv/bin/python benchmarks/bench_split.py --sound --seconds {seconds} --scenes {scenes} --repeats "
+          f"{repeats}`: `split_clips` of {result['video']}, cut into {scenes} equal scenes, every clip a stream copy; "
+          f"median of {repeats} alternating runs.", "",
+          "| the film's sound | file | seconds | film seconds split per second | time vs silent |",
+          "|---|---|---|---|---|"]
+    md += [f"| {n} | {sizes[n]:.1f} MiB | {med[n]:.2f} | {seconds / med[n]:.0f} | {med[n] / med['silent']:.1f}x |"
+           for n in films]
+    (RESULTS / "split_sound.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=120)
     p.add_argument("--scenes", type=int, default=24)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--memory", action="store_true", help="peak memory of copies only: results/split_memory.*")
+    p.add_argument("--sound", action="store_true", help="what the sound adds: results/split_sound.*")
     args = p.parse_args()
     if args.memory:
         split_memory(args.seconds)
+        return
+    if args.sound:
+        split_sound(args.seconds, args.scenes, args.repeats)
         return
     frames = args.seconds * 25
     bounds = np.linspace(0, frames, args.scenes + 1).astype(int)
