@@ -175,8 +175,8 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     from bassl.video.clips import split_clips, stream_packets
     from bassl.video.decode import frames
 
-    first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3)
-    second = write_video(tmp_path / "b.ts", [30, 30], fmt="mpegts", colour_seed=4, ts_offset=0.7)
+    first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3, audio="aac")
+    second = write_video(tmp_path / "b.ts", [30, 30], fmt="mpegts", colour_seed=4, ts_offset=0.7, audio="aac")
     video = tmp_path / "joined.ts"
     video.write_bytes(first.read_bytes() + second.read_bytes())
     _, source = ingest([video], tmp_path / "root")
@@ -192,6 +192,7 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     doc = {"frames": 120, "scenes": [{"start_frame": a, "end_frame": b} for a, b in ((0, 29), (30, 89), (90, 119))]}
     clips = split_clips(video, doc, tmp_path / "clips")
     assert [c["method"] for c in clips] == ["copy", "re-encode", "copy"] and [c["frames"] for c in clips] == [30, 60, 30]
+    assert {c["sound"] for c in clips} == {"left out"}  # each recording's clock starts again: whose sound is whose?
     source = planes(video)
     for clip, (a, b) in zip(clips, ((0, 30), (30, 90), (90, 120)), strict=True):
         got = planes(tmp_path / "clips" / clip["file"])
@@ -520,6 +521,7 @@ def test_each_clip_carries_its_scenes_sound_in_step_with_the_picture(tmp_path, n
     doc = {"frames": 90, "scenes": [{"start_frame": a, "end_frame": b - 1} for a, b in zip(bounds, bounds[1:], strict=False)]}
     clips = split_clips(video, doc, tmp_path / "clips")
     assert {c["method"] for c in clips} == ({"copy"} if starts == (0, 30, 60) else {"re-encode"})
+    assert {c["sound"] for c in split_clips(write_video(tmp_path / "mute.mp4", SHOTS), doc, tmp_path / "m")} == {"none"}
     cuts = np.cumsum(SHOTS)[:-1] / 25  # [2] s
     for c, a, b in zip(clips, bounds, bounds[1:], strict=False):
         assert c["sound"] == sound

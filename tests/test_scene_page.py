@@ -65,3 +65,34 @@ def test_scene_page_shows_scenes_json_and_seeks(models, chromium, tmp_path):
     with Image.open(shot) as im:
         colours = np.unique(np.asarray(im.convert("RGB").resize((64, 64))).reshape(-1, 3), axis=0)
         assert im.width >= 800 and len(colours) > 20  # a rendered page, not a blank one
+
+
+SEEN = """(async () => { const v = document.getElementById('video');
+    if (v.readyState < 2) await new Promise(r => v.addEventListener('loadeddata', r, {once: true}));
+    document.querySelectorAll('.row')[%d].click();
+    await new Promise(r => v.addEventListener('seeked', r, {once: true}));
+    const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+    const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+    return {t: v.currentTime, rgb: [...g.getImageData(100, 40, 1, 1).data.slice(0, 3)]}; })()"""
+
+
+def test_scene_page_seeks_to_the_scene_in_a_video_whose_clock_starts_late(models, chromium, tmp_path):
+    """A recording whose first frame is stamped 2 s (the player's timeline starts there): clicking scene i shows
+    scene i's picture, not the first frame's. scenes.json keeps times from the first frame and says where it is."""
+    from bassl import Segmenter
+    from bassl.config import load_config
+
+    video = write_video(tmp_path / "late.mp4", [30, 25, 40], ts_offset=2.0)
+    out = tmp_path / "out"
+    scenes = Segmenter.load(models["encoder"], load_config(["model_preset=tiny"])).segment(video)
+    scenes.boundaries[:] = True  # a scene per shot: each its own colour
+    scenes.save(out)
+    doc = json.loads((out / "scenes.json").read_text())
+    assert doc["media_start"] == pytest.approx(2.0, abs=1e-3) and [s["start"] for s in doc["scenes"]] == \
+        pytest.approx([0.0, 1.2, 2.2], abs=1e-3)
+    colours = np.random.default_rng(1).integers(0, 256, (3, 3))  # write_video's shot colours (colour_seed 1)
+    chromium.open((out / "scenes.html").as_uri())
+    for i in (1, 2, 0):
+        seen = chromium.evaluate(SEEN % i)
+        assert seen["t"] == pytest.approx(2.0 + doc["scenes"][i]["start"], abs=1e-3)
+        assert np.abs(np.array(seen["rgb"]) - colours[i]).max() < 24, (i, seen, colours)

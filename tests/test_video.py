@@ -205,6 +205,19 @@ def test_segment_features_says_what_is_wrong_with_its_input(models):
     assert edl[0] == "TITLE: a b.mp4" and all(EDL_EVENT.match(x) for x in edl if x[:3].isdigit())
 
 
+def test_edl_timecodes_count_frames_at_the_nominal_rate():
+    """Non-drop timecode labels frames: at 29.97 fps the frame shown at one hour is frame 107,892, 00:59:56:12;
+    at 23.976 frame 86,314, 00:59:56:10; whole rates count seconds exactly."""
+    from fractions import Fraction
+
+    from bassl.video.scene_files import timecode
+
+    ntsc, film = float(Fraction(30000, 1001)), float(Fraction(24000, 1001))
+    assert timecode(3600.0, ntsc) == "00:59:56:12" and timecode(3600.0, film) == "00:59:56:10"
+    assert timecode(600 / ntsc, ntsc) == "00:00:20:00" and timecode(1100 / ntsc, ntsc) == "00:00:36:20"
+    assert timecode(3600.0, 25.0) == "01:00:00:00" and timecode(61.04, 25.0) == "00:01:01:01"
+
+
 def test_the_readme_python_example_runs(models, movies, tmp_path, monkeypatch, capsys):
     """The README's Python block, as written, with its two paths pointed at a test model and a rendered video."""
     import subprocess
@@ -296,7 +309,7 @@ def test_variable_frame_rate_is_timed_from_timestamps(models, tmp_path):
         chapters = meta.chapters()
     assert [round(c["start"] * c["time_base"] * 1000) for c in chapters] == [round(s["start"] * 1000) for s in scenes]
     edl = (out / "scenes.edl").read_text()
-    assert "nominal rate, 30 fps" in edl
+    assert "nominal rate, 30 fps, labelled at 30" in edl
     events = [EDL_EVENT.match(line) for line in edl.splitlines() if line[:3].isdigit()]
     assert [_frames(e.group(2), 30) for e in events] == [round(s["start"] * 30) for s in scenes]
     with av.open(str(video)) as c:

@@ -38,6 +38,7 @@ class StreamPackets:
     times: np.ndarray  # [P] when each frame shows, in display order: seconds on the file's clock
     recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
     copyable: bool = True  # the packets can make an MP4 as they are: see stream_packets
+    has_sound: bool = False  # the file has an audio stream
 
     @functools.cached_property
     def cuts(self) -> set[int]:
@@ -136,6 +137,7 @@ def stream_packets(path: Path) -> StreamPackets:
         back = max(TIMESTAMP_SPLICE_S * rate, 16) * frame  # B-frames reorder up to 16 frames: over 1 s in a timelapse
         reorders = bool(stream.codec_context.has_b_frames)
         mp4 = _mp4_takes(stream)
+        has_sound = bool(c.streams.audio)
     pts = np.array([t for t, _, _ in keys], dtype=np.int64)  # [P] in decode order
     starts, top = [0], None  # starts: the packet where each recording begins
     for i, t in enumerate(pts.tolist()):
@@ -153,7 +155,8 @@ def stream_packets(path: Path) -> StreamPackets:
     copyable = mp4 and order_shown and bool((np.diff(dts) > 0)[within].all())
     times = np.empty(len(pts), dtype=np.float64)
     times[index] = pts * tb
-    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, times, starts, copyable)
+    return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, times, starts, copyable,
+                         has_sound)
 
 
 class ClipFile:
@@ -470,7 +473,8 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
     """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on cuts within one recording
     (:meth:`StreamPackets.can_copy`), re-encoded otherwise; one read of the packets for all the copies, one decode for
     all the re-encodes, then one read of the sound for all (:func:`add_sound`). Returns per clip its scene, file,
-    frames, ``method`` (copy or re-encode) and ``sound`` (copy, aac, or None: silent)."""
+    frames, ``method`` (copy or re-encode) and ``sound``: ``copy``, ``aac`` (see :func:`add_sound`), ``none`` (the
+    video has none) or ``left out`` (recordings joined end to end, or packets that are not the frames)."""
     placed = stream_packets(video)
     # a packet per decoded frame, or the frame numbers would not name the packets (a recording cut mid-GOP: the
     # decoder drops the frames it cannot decode); then every clip is re-encoded from the decoded frames
@@ -485,10 +489,12 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
     copy_clips(video, copy, placed)
     reencode_clips(video, reencode, progress=progress)
-    sound = None
-    if same_count and placed.recordings == [0]:  # the frames' times say which sound is the clip's (not across a join)
+    if same_count and placed.recordings == [0]:
         times = [*placed.times, np.inf]  # [P+1] when frame i shows; the last clip takes the sound to the end
-        sound = add_sound(video, [(dst, times[first], times[stop]) for dst, first, stop in sorted(copy + reencode)])
+        spans = [(dst, times[first], times[stop]) for dst, first, stop in sorted(copy + reencode)]
+        sound = add_sound(video, spans) or "none"
+    else:  # recordings joined, or frames that are not the packets: no time says which sound is whose
+        sound = "left out" if placed.has_sound else "none"
     for c in clips:
         c["sound"] = sound
     names = {c["file"] for c in clips}

@@ -39,6 +39,7 @@ class VideoInfo:
     rotation: int = 0  # degrees counter-clockwise the player turns the frames (a phone's display matrix): 0/90/180/-90
     stream: int = 0  # which of the file's video streams (cover art not counted) is read: FFmpeg's choice
     streams: int = 1  # how many video streams the file has (a second camera angle, a preview track)
+    start: float = 0.0  # when the first frame shows on the file's own clock (s): where a player's timeline starts
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -85,7 +86,7 @@ def probe(path: str | Path) -> VideoInfo:
             videos = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             return VideoInfo(path, float(rate), float(nominal), int(v.frames or 0), int(v.width), int(v.height),
                              duration, v.codec_context.name, rotation, videos.index(v) if v in videos else 0,
-                             max(1, len(videos)))
+                             max(1, len(videos)), float(first.time or 0.0) if first is not None else 0.0)
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg cannot read it ({e}); is it a video file?") from e
 

@@ -273,7 +273,7 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
                                    short_decode_warning(path, info, float(detected.times[-1, 1]), count)) if w)
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
-           "duration": float(detected.times[-1, 1]), "width": info.width, "height": info.height,
+           "duration": float(detected.times[-1, 1]), "start": info.start, "width": info.width, "height": info.height,
            "rotation": info.rotation, "codec": info.codec, "interlaced_frames": detected.interlaced,
            "timestamp_splices": detected.splices,
            "video_stream": [info.stream, info.streams],

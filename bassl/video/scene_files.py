@@ -93,9 +93,11 @@ def timestamp(seconds: float) -> str:
 
 
 def timecode(seconds: float, fps: float) -> str:
-    """SMPTE non-drop HH:MM:SS:FF of a time, counted at the nearest whole frame rate (what CMX3600 EDLs hold)."""
+    """SMPTE non-drop HH:MM:SS:FF of a time (what CMX3600 EDLs hold): the frames shown by then at ``fps``, labelled
+    at the nearest whole rate. At 29.97 fps one hour is 107,892 frames, 00:59:56:12 non-drop, as an editor's
+    timeline shows it; the seconds times the whole rate would drift 3.6 s an hour from the pictures."""
     rate = max(1, round(fps))
-    f = round(seconds * rate)
+    f = round(seconds * fps)
     return f"{f // (3600 * rate):02d}:{f // (60 * rate) % 60:02d}:{f // rate % 60:02d}:{f % rate:02d}"
 
 
@@ -116,7 +118,8 @@ def write_edl(path: Path, doc: dict[str, Any], title: str) -> Path:
     fps, name = doc["nominal_fps"], Path(doc["video"]).name
     title = " ".join(title.split())  # one line, whatever the file's name holds
     lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME",
-             f"* timecodes at the nominal rate, {round(fps)} fps, from the frames' presentation times", ""]
+             f"* timecodes count frames at the nominal rate, {fps:.6g} fps, labelled at {round(fps)}, from the frames' "
+             "presentation times", ""]
     for i, s in enumerate(doc["scenes"], 1):
         src_in, src_out = timecode(s["start"], fps), timecode(s["end"], fps)
         lines.append(f"{i:03d}  AX       V     C        {src_in} {src_out} {src_in} {src_out}")

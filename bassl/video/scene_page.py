@@ -69,7 +69,9 @@ const fmt = t => { const ms = Math.round(t * 1000), h = Math.floor(ms / 3600000)
 document.getElementById("summary").textContent =
   `${scenes.length} scenes, ${shots.length} shots, ${fmt(total)} · scored by ${doc.mode}` +
   (doc.boundary_head ? ` (${doc.boundary_head} head)` : "") + (doc.scorer ? ` (${doc.scorer})` : "");
-function seekScene(i) { const s = scenes[Math.max(0, Math.min(scenes.length - 1, i))]; video.currentTime = s.start; mark(); }
+// scenes.json counts time from the first frame; the player counts on the file's own clock, which may start later
+const t0 = doc.media_start || 0, now = () => video.currentTime - t0;
+function seekScene(i) { const s = scenes[Math.max(0, Math.min(scenes.length - 1, i))]; video.currentTime = t0 + s.start; mark(); }
 function sceneAt(t) { let i = 0; while (i + 1 < scenes.length && scenes[i + 1].start <= t + 1e-6) i++; return i; }
 scenes.forEach((s, i) => {
   const seg = document.createElement("div");
@@ -100,21 +102,21 @@ if (shots.length && total > 0) {
       return `<line x1="${x}" x2="${x}" y1="0" y2="100" stroke="#ffffff40" ${thin}/>`; }).join("");
 }
 function mark() {
-  const i = sceneAt(video.currentTime);
+  const i = sceneAt(now());
   document.querySelectorAll(".current").forEach(e => e.classList.remove("current"));
   document.querySelectorAll(`[data-scene="${i}"]`).forEach(e => e.classList.add("current"));
-  document.getElementById("cursor").style.left = `${total ? 100 * video.currentTime / total : 0}%`;
+  document.getElementById("cursor").style.left = `${total ? 100 * now() / total : 0}%`;
 }
 timeline.addEventListener("click", e => { const r = timeline.getBoundingClientRect();
-  video.currentTime = total * (e.clientX - r.left) / r.width; mark(); });
+  video.currentTime = t0 + total * (e.clientX - r.left) / r.width; mark(); });
 video.addEventListener("timeupdate", mark);
 video.addEventListener("seeked", mark);
 document.addEventListener("keydown", e => {
   if (e.target.tagName === "INPUT") return;
-  const i = sceneAt(video.currentTime);
+  const i = sceneAt(now());
   if (e.key === "n" || e.key === "ArrowRight") { seekScene(i + 1); e.preventDefault(); }
   else if (e.key === "p" || e.key === "ArrowLeft") {
-    seekScene(video.currentTime - scenes[i].start > 1 ? i : i - 1); e.preventDefault(); }
+    seekScene(now() - scenes[i].start > 1 ? i : i - 1); e.preventDefault(); }
   else if (e.key === " ") { video.paused ? video.play() : video.pause(); e.preventDefault(); }
 });
 mark();

@@ -30,7 +30,9 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         print(f"[segment] scorer: {seg.describe()}")
         if split:
             copied = sum(c["method"] == "copy" for c in doc["clips"])
-            sound = {"copy": "its sound copied", "aac": "its sound encoded to AAC", None: "no sound in the video"}
+            sound = {"copy": "each with its sound (copied)", "aac": "each with its sound (encoded to AAC)",
+                     "none": "no sound in the video", "left out": "silent: the video's timestamps do not say "
+                     "which sound goes with which clip (recordings joined end to end)", None: ""}
             print(f"[segment] clips: {copied} copied, {len(doc['clips']) - copied} re-encoded; "
                   f"{sound[doc['clips'][0]['sound'] if doc['clips'] else None]}")
         for name, path in files.items():

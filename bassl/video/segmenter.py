@@ -198,7 +198,9 @@ class Segmenter:
         rec, timing, feats, t_ingest, keyframe = self._prepare(video, Path(work_dir))
         t_features = time.perf_counter()
         prob, ends = self.score(feats)
-        extra = {"model": str(self.path.resolve()), **self.mode, "detector": rec["detector"]}
+        # media_start: the first frame's time on the file's clock, where a player's timeline for it starts
+        extra = {"model": str(self.path.resolve()), **self.mode, "detector": rec["detector"],
+                 "media_start": float(rec.get("start", 0.0))}
         scenes = Scenes(video, float(rec["fps"]), float(rec["nominal_fps"]), int(rec["frames"]), timing[:, :2],
                         np.asarray(rec["shot_times"], dtype=np.float64), prob, ends, extra=extra, keyframe=keyframe,
                         warning=rec.get("warning"), keep_alive=temp)
