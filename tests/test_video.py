@@ -170,13 +170,18 @@ def test_segment_writes_every_file_and_they_parse(movies, models, tmp_path):
 
 def test_segment_into_an_out_used_for_another_video_segments_the_new_one(movies, models, tmp_path):
     """``--out`` keeps a work copy of one video's ingest (segmenting it again reuses it); another video there is
-    segmented alone, not mixed with the first's shots."""
+    segmented alone, not mixed with the first's shots. An earlier run's clips are removed when the new run cuts
+    none (they would pass for the new scenes' clips); a file of the user's there stays."""
     videos, plans = movies
-    for plan in (plans[0], plans[1], plans[0]):
+    for k, plan in enumerate((plans[0], plans[1], plans[0])):
         assert main(["segment", str(videos / f"{plan.video_id}.mp4"), "--model", str(models["segmenter"]), "--out",
-                     str(tmp_path / "s"), "model_preset=tiny"]) == 0
+                     str(tmp_path / "s"), "model_preset=tiny", *(["--split"] if k == 0 else [])]) == 0
         doc = json.loads((tmp_path / "s" / "scenes.json").read_text())
         assert doc["frames"] == int(plan.shot_frames[-1, 1]) + 1 and len(doc["shots"]) == len(plan.shot_frames)
+        if k == 0:
+            assert any((tmp_path / "s" / "clips").glob("scene_*.mp4"))
+            (tmp_path / "s" / "clips" / "notes.txt").write_text("mine")
+    assert [p.name for p in (tmp_path / "s" / "clips").iterdir()] == ["notes.txt"]
 
 
 def test_segment_features_says_what_is_wrong_with_its_input(models):
@@ -198,6 +203,8 @@ def test_segment_features_says_what_is_wrong_with_its_input(models):
         seg.segment_features(good, fps=0)
     with pytest.raises(TypeError, match="cfg: a dict; give a bassl Config"):
         Segmenter.load(models["segmenter"], cfg={})
+    with pytest.raises(ValueError, match=r"from features alone: give segment_features the video"):
+        seg.segment_features(good).split(models["segmenter"].parent / "no_clips")
     from bassl.video.scene_files import write_edl
 
     doc = seg.segment_features(good).to_json() | {"nominal_fps": 25.0, "video": "a\nb.mp4"}

@@ -497,8 +497,13 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         sound = "left out" if placed.has_sound else "none"
     for c in clips:
         c["sound"] = sound
-    names = {c["file"] for c in clips}
-    for old in out_dir.glob("scene_*.mp4"):  # an earlier split of more scenes: its clips would be taken for these
-        if re.fullmatch(r"scene_\d{3,}\.mp4", old.name) and old.name not in names:
-            old.unlink()
+    remove_clips(out_dir, keep={c["file"] for c in clips})  # an earlier split's with more scenes
     return clips
+
+
+def remove_clips(out_dir: Path, keep: set[str] = frozenset()) -> None:
+    """The ``scene_NNN.mp4`` clips in ``out_dir`` but those in ``keep``: an earlier split's, which would be taken for
+    the clips of the scenes now beside them. Other files are left alone."""
+    for old in Path(out_dir).glob("scene_*.mp4"):
+        if re.fullmatch(r"scene_\d{3,}\.mp4", old.name) and old.name not in keep:
+            old.unlink()

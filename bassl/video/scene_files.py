@@ -59,7 +59,8 @@ class Scenes:
         shots = [{**span(i, i), "boundary_prob": float(p)} for i, p in enumerate(self.boundary_prob)]
         scenes = [{**span(a, b), "shots": [a, b], "boundary_prob": float(self.boundary_prob[b])}
                   for a, b in self.scene_shots()]
-        return {"video": str(self.video), "fps": self.fps, "nominal_fps": self.nominal_fps, "frames": self.frames,
+        video = "" if self.video == Path() else str(self.video)  # "": scenes from features alone
+        return {"video": video, "fps": self.fps, "nominal_fps": self.nominal_fps, "frames": self.frames,
                 **self.extra, **(extra or {}), "shots": shots, "scenes": scenes}
 
     def to_csv(self, path: str | Path) -> Path:
@@ -83,6 +84,9 @@ class Scenes:
 
     def split(self, out_dir: str | Path, progress: bool = False) -> list[dict[str, Any]]:
         """One clip per scene in ``out_dir``, with its sound (:func:`bassl.video.clips.split_clips`)."""
+        if self.video == Path():
+            raise ValueError("these scenes came from features alone: give segment_features the video they are of "
+                             "(video=PATH) to cut it into clips")
         return split_clips(self.video, self.to_json(), Path(out_dir), progress)
 
 

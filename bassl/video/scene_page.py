@@ -156,6 +156,8 @@ def write_scene_page(path: Path, doc: dict[str, Any], keyframe: Callable[[int], 
     """scenes.html at ``path``; the video is ``video_src`` (a URL or a path relative to the page; default: the
     video's path relative to the page's directory)."""
     path = Path(path)
+    if video_src is None and not doc["video"]:  # scenes from features alone: the page without a video
+        video_src = ""
     if video_src is None:  # a relative path, percent-encoded: the page and the video move together
         rel = os.path.relpath(Path(doc["video"]).resolve(), path.parent.resolve())
         video_src = urllib.parse.quote(Path(rel).as_posix())

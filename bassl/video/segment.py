@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bassl.config import Config
+from bassl.video.clips import remove_clips
 from bassl.video.segmenter import Segmenter
 
 
@@ -23,6 +24,8 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
     if split:
         doc["clips"] = scenes.split(out_dir / "clips", progress)
         files["clips"] = out_dir / "clips"
+    else:  # an earlier run's clips would pass for these scenes'
+        remove_clips(out_dir / "clips")
     doc["timing"] = scenes.timing
     if progress:
         print(f"[segment] {Path(video).name}: {len(doc['shots'])} shots, {len(doc['scenes'])} scenes "

@@ -53,7 +53,9 @@ from bassl.video.scene_files import Scenes
 def load_model(path: Path) -> dict[str, Any]:
     """A segmenter or an encoder export, read without unpickling any object; anything else is a clear error."""
     doc = read_model_file(path, "pass a segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt from "
-                                "`bassl pretrain` for segmentation without fine-tuning")
+                                "`bassl pretrain` for segmentation without fine-tuning",
+                          "; --model takes a segmenter.pt (`bassl finetune`, `bassl demo`) or an encoder.pt "
+                          "(`bassl pretrain`, `bassl import-checkpoint`); the video comes first, on its own")
     fmt = doc.get("format")
     if fmt == SEGMENTER_FORMAT:
         if doc.get("encoder") is None:
