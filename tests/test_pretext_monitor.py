@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,7 @@ from builders import MOVIES, overrides, write_shards
 from bassl.config import load_config
 from bassl.models import build_pretrain_model
 from bassl.models.weights import load_weights
+from bassl.train import pretrain as pretrain_mod
 from bassl.train.label_free import choose_scorer, pp_scores
 from bassl.train.pretext_monitor import balanced_accuracy, labelled_windows, monitor_windows
 from bassl.train.pretrain import pretrain, read_metrics
@@ -133,7 +138,7 @@ def test_choose_scorer():
     assert choose_scorer(None, has_pp=True)[0] == "adjacent"
 
 
-def test_pretraining_logs_the_monitors_each_epoch(tmp_path):
+def test_pretraining_logs_the_monitors_each_epoch(tmp_path, monkeypatch):
     movies = list(MOVIES)
     shards = write_shards(tmp_path, splits={"pretrain": movies, "val": [movies[0], movies[2]]})
     # 7-shot windows: with scenes of 7 shots, some windows hold exactly one boundary
@@ -149,3 +154,27 @@ def test_pretraining_logs_the_monitors_each_epoch(tmp_path):
     doc = load_weights(tmp_path / "run" / "encoder.pt")
     assert doc["label_free"]["split"] == "val"
     assert doc["label_free"]["aps"] == {"adjacent": evals[-1]["eval"]["adjacent_ap"], "pp": evals[-1]["eval"]["pp_ap"]}
+    # --resume on the finished run (a resubmitted batch job) leaves its export and its curves as they are
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("encoder.pt", "metrics.jsonl")}
+    pretrain(load_config(args), tmp_path / "run", resume=True)
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
+
+    # a stop signal during the last step of epoch 2 (Slurm's before a time limit): stopped there, before the epoch's
+    # monitors; the resume owes them, runs them once, and its export and curves equal the uninterrupted run's
+    step = pretrain_mod.train_step
+
+    def signalled(run, batch, lr):
+        if run.step == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(run, batch, lr)
+
+    monkeypatch.setattr(pretrain_mod, "train_step", signalled)
+    stopped = pretrain(load_config(args), tmp_path / "stopped")
+    assert stopped["stopped"] and stopped["step"] == 14
+    assert [e["step"] for e in read_metrics(tmp_path / "stopped" / "metrics.jsonl")[1]] == [7]
+    monkeypatch.undo()
+    pretrain(load_config(args), tmp_path / "stopped", resume=True)
+    again, evals_again = read_metrics(tmp_path / "stopped" / "metrics.jsonl")
+    assert [e["step"] for e in evals_again] == [7, 14] and evals_again == evals
+    assert load_weights(tmp_path / "stopped" / "encoder.pt")["label_free"] == doc["label_free"]
+    assert json.loads((tmp_path / "stopped" / "run_state.json").read_text())["state"] == "done"

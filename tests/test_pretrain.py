@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import torch
 from builders import bassl_cmd, clean_env, curve, overrides
 
-from bassl.config import load_config
+from bassl.config import ConfigError, load_config
 from bassl.errors import BasslError
 from bassl.models.weights import load_weights
 from bassl.train import pretrain as pretrain_mod
@@ -49,7 +50,13 @@ def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_pa
     assert full["step"] == 14  # 56 shots // 8 = 7 steps x 2 epochs
     pretrain(cfg, tmp_path / "b", max_steps=5)
     assert latest_tag(tmp_path / "b" / "checkpoints") == "step_00000005"
-    pretrain(cfg, tmp_path / "b", resume=True)
+    # a resume under settings that shape the run otherwise is refused, naming them; where the data is, how often it
+    # logs and checkpoints may change (the run below resumes with another log_every)
+    for changed, named in ((["optim.base_lr=1.0", "pretrain.epochs=3"], "optim.base_lr: 0.3 -> 1.0; pretrain.epochs: 2 -> 3"),
+                           (["method=instance"], "method: 'bassl' -> 'instance'")):
+        with pytest.raises(ConfigError, match=re.escape(f"was trained with other settings ({named}")):
+            pretrain(load_config(overrides(pretrain_shards, *changed)), tmp_path / "b", resume=True)
+    pretrain(load_config(overrides(pretrain_shards, "pretrain.log_every=3")), tmp_path / "b", resume=True)
     a, b = curve(tmp_path / "a"), curve(tmp_path / "b")
     assert sorted(a) == sorted(b) == list(range(1, 15))
     np.testing.assert_allclose([b[s] for s in a], [a[s] for s in a], rtol=1e-6)

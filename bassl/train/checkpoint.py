@@ -60,3 +60,24 @@ def load_engine(engine: Any, ckpt_dir: str | Path) -> dict[str, Any] | None:
     if path is None:
         raise DataError(f"{Path(ckpt_dir) / tag}: DeepSpeed could not load this checkpoint; delete it to start over")
     return client
+
+
+# What a resumed run must share with the run it continues (besides method and seed): the settings that shape its
+# trajectory. The data's location, the loader, logging, the checkpoint cadence, the monitors, micro-batches and the
+# world size may change between starts (a requeued job may land on other nodes).
+RESUME_FIXED = ("model.encoder.arch", "model.encoder.init", "model.encoder.zero_init_residual",
+                "model.crn.", "model.head.", "loss.", "compat.", "optim.", "augment.", "window.",
+                "data.keyframes_per_shot", "pretrain.effective_batch", "pretrain.epochs", "pretrain.epoch_shots",
+                "pretrain.zero_stage")
+
+
+def resume_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``key: before -> now`` for each :data:`RESUME_FIXED` setting that differs between two resolved configs."""
+    def leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        return {k: v for key, value in d.items()
+                for k, v in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}).items()}
+
+    a, b = leaves(saved), leaves(now)
+    keys = sorted(a.keys() | b.keys(), key=lambda k: (k not in ("method", "seed"), k))  # the method first
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys
+            if (k in ("method", "seed") or k.startswith(RESUME_FIXED)) and a.get(k) != b.get(k)]

@@ -23,14 +23,15 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from bassl.config import Config, ConfigError, save_config, to_dict
+from bassl.config import Config, ConfigError, config_from_dict, save_config, to_dict
+from bassl.config.typed_yaml import read_yaml
 from bassl.data.atomic import write_atomic
 from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
 from bassl.models import initial_pretrain_model
 from bassl.models.weights import export_weights
-from bassl.train.checkpoint import latest_tag, load_engine, save_engine
+from bassl.train.checkpoint import latest_tag, load_engine, resume_changes, save_engine
 from bassl.train.distributed import DistInfo, barrier, group_size, init_distributed, is_distributed
 from bassl.train.knn_monitor import knn_validation
 from bassl.train.lars import build_lars
@@ -157,6 +158,8 @@ class PretrainRun:
     stopped: bool = False  # by a signal
     history: list[dict[str, float]] = field(default_factory=list)
     monitors: dict[str, Any] | None = None  # the last epoch's pretext monitors (rank 0)
+    evaluated: int = 0  # the step of the last end-of-epoch evaluation (kept in checkpoints: a resume owes none twice)
+    saved: tuple[int, int] = (0, 0)  # (step, evaluated) of the last checkpoint
     meter: Meter = field(default_factory=Meter)  # the logging interval
     totals: Meter = field(default_factory=Meter)  # the whole invocation
 
@@ -169,8 +172,10 @@ class PretrainRun:
         return self.out_dir / "metrics.jsonl"  # one line per step: the loss curve, across resumes
 
     def checkpoint(self) -> None:
+        self.saved = (self.step, self.evaluated)
         save_engine(self.engine, self.ckpt_dir, self.step,
-                    {"step": self.step, "world_size": self.dist.world_size, "config": to_dict(self.cfg)})
+                    {"step": self.step, "world_size": self.dist.world_size, "config": to_dict(self.cfg),
+                     "monitors": self.monitors, "evaluated": self.evaluated})
 
 
 def train_step(run: PretrainRun, batch: dict[str, torch.Tensor], lr: float) -> dict[str, float]:
@@ -231,16 +236,17 @@ def train_one_epoch(run: PretrainRun, loader: LoaderHandle, epoch: int) -> None:
             if run.step % cfg.pretrain.log_every == 0 or run.step == run.last_step:
                 log_interval(run, epoch)
                 run.meter = Meter()
-        if run.step % cfg.pretrain.checkpoint_every == 0 or run.step == run.last_step:
+        at_end = run.step >= run.last_step or run.step % loader.steps_per_epoch == 0  # the caller checkpoints there,
+        if run.step % cfg.pretrain.checkpoint_every == 0 and not at_end:  # after the epoch's evaluation
             run.checkpoint()
         if run.stop:
-            if run.step % cfg.pretrain.checkpoint_every and run.step != run.last_step:
+            if run.saved[0] != run.step:
                 run.checkpoint()
             if dist.is_main:
                 print(f"[pretrain] signal {run.stop.signum}: checkpoint at step {run.step} saved; --resume continues")
             run.stopped = True
             return
-        if run.step >= run.last_step:
+        if at_end:
             return
         t_data = time.perf_counter()
 
@@ -249,6 +255,7 @@ def evaluate_epoch(run: PretrainRun, model: nn.Module, epoch: int) -> None:
     """The end-of-epoch monitors (kNN on test, the pretext tasks on labelled movies): printed, in TensorBoard and
     in metrics.jsonl as ``{"step", "epoch", "eval": {...}}``. Every rank calls it."""
     cfg, dist = run.cfg, run.dist
+    run.evaluated = run.step
     logged: dict[str, Any] = {}
     if cfg.pretrain.knn_every_epoch:
         knn = knn_validation(cfg, model.encoder, dist, run.precision)
@@ -269,6 +276,19 @@ def evaluate_epoch(run: PretrainRun, model: nn.Module, epoch: int) -> None:
             run.writer.add_scalar(f"monitor/{k}", v, run.step)
         with run.metrics_path.open("a") as f:
             f.write(json.dumps({"step": run.step, "epoch": epoch, "eval": logged}) + "\n")
+
+
+def owes_evaluation(run: PretrainRun, steps_per_epoch: int) -> bool:
+    """An epoch ended at this step and its end-of-epoch evaluation has not run (a stop signal or a crash came between
+    the epoch's last step and its monitors; the checkpoint says which step was evaluated last)."""
+    return run.step > 0 and run.step % steps_per_epoch == 0 and run.evaluated != run.step
+
+
+def _exported_step(path: Path) -> int | None:
+    """The step of the encoder.pt at ``path``, None when there is none."""
+    from bassl.models.weights import load_weights
+
+    return int(load_weights(path).get("step", -1)) if path.is_file() else None
 
 
 def label_free_record(monitors: dict[str, Any] | None) -> dict[str, Any]:
@@ -312,6 +332,11 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
         (out_dir / "encoder.pt").unlink(missing_ok=True)
     barrier()  # every rank starts after the deletion
+    if earlier and (out_dir / "config.yaml").is_file():  # before it is overwritten: what the checkpoint was trained by
+        saved = config_from_dict(read_yaml(out_dir / "config.yaml"), source=str(out_dir / "config.yaml"))
+        if changes := resume_changes(to_dict(saved), to_dict(cfg)):
+            raise ConfigError(f"--resume: {out_dir} was trained with other settings ({'; '.join(changes)}); resume "
+                              "with its settings (its config.yaml), or start again with --fresh or another --out")
     precision = resolve_precision(cfg.pretrain.precision, dist.device)
     if dist.is_main:
         save_config(cfg, out_dir)
@@ -349,9 +374,12 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
               cfg.pretrain.micro_batch or loader.batch_size, out_dir, writer, StopRequested(dist.device))
 
     # ---- resume -------------------------------------------------------------------------------------
-    if resume and latest_tag(run.ckpt_dir):
+    resumed = bool(resume and latest_tag(run.ckpt_dir))
+    if resumed:
         client = load_engine(engine, run.ckpt_dir)
         run.step = int(client["step"])
+        run.monitors, run.evaluated = client.get("monitors"), int(client.get("evaluated", -1))
+        run.saved = (run.step, run.evaluated)
         if dist.is_main:
             print(f"[pretrain] resumed from {run.ckpt_dir / latest_tag(run.ckpt_dir)} at step {run.step} "
                   f"(saved with world size {client.get('world_size')}, now {dist.world_size})")
@@ -365,25 +393,36 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
               f"{cfg.pretrain.epochs} epochs = {total_steps} steps, peak lr {peak_lr:g}")
         if fills := loader.table.describe_fills():
             print(f"[pretrain] note: {fills}")
-        keep = [line for line in run.metrics_path.read_text().splitlines() if _logged_step(line) <= run.step] \
+        owed = owes_evaluation(run, steps_per_epoch)  # then the epoch's monitors are logged again, not twice
+        keep = [line for line in run.metrics_path.read_text().splitlines() if _logged_step(line) <= run.step
+                and not (owed and _logged_step(line) == run.step and '"eval"' in line)] \
             if run.metrics_path.exists() and run.step else []
         write_atomic(run.metrics_path, "".join(line + "\n" for line in keep))  # drop steps lost with a crash
 
     # ---- loop ---------------------------------------------------------------------------------------
+    start = (run.step, run.evaluated)
     try:
-        while run.step < run.last_step and not run.stopped:
+        while not run.stopped:
+            if owes_evaluation(run, steps_per_epoch):  # an epoch ended, here or before a stop or crash
+                evaluate_epoch(run, model, run.step // steps_per_epoch)
+            due = run.step % cfg.pretrain.checkpoint_every == 0 or run.step == run.last_step
+            if run.step and due and run.saved != (run.step, run.evaluated):  # with the evaluation in it
+                run.checkpoint()
+            if run.step >= run.last_step:
+                break
             epoch, in_epoch = divmod(run.step, steps_per_epoch)
             loader.set_epoch(epoch, in_epoch)
             train_one_epoch(run, loader, epoch)
-            if not run.stopped and run.step % steps_per_epoch == 0:
-                evaluate_epoch(run, model, epoch + 1)
 
         # ---- export ---------------------------------------------------------------------------------
         check_ranks_agree(model, dist)
         export = out_dir / "encoder.pt"
         if dist.is_main:
-            export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method,
-                                                         **label_free_record(run.monitors)})
+            if resumed and (run.step, run.evaluated) == start and _exported_step(export) == run.step:
+                print(f"[pretrain] nothing left to do at step {run.step}: {export} is left as it is")
+            else:
+                export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method,
+                                                             **label_free_record(run.monitors)})
             writer.close()
             write_run_state(out_dir, "stopped" if run.stopped else "done", run.step, run.last_step, run.stop.signum)
             print(f"[pretrain] {'stopped' if run.stopped else 'done'} at step {run.step}; weights in {export}")
