@@ -277,9 +277,13 @@ def test_many_files_resume_after_an_interruption(tmp_path):
     assert (first.ingested, first.kept) == (12, 0)
     os.remove(tmp_path / "root" / ".ingest" / "v03.json")  # as if the run had been killed before v03 finished
     write_video(inputs / "v12.mp4", [10, 10])
-    again = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=2"]).video, progress=False)
+    # a resubmitted job with another worker count (or a segment-only setting) keeps them: they cut the same shots
+    again = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=1", "video.scene_shots=9"]).video,
+                          progress=False)
     assert (again.ingested, again.kept) == (2, 11)
     assert len(MovieNetSource(tmp_path / "root").split("pretrain")) == 13
+    redone = ingest_videos([inputs], tmp_path / "root", load_config(["video.threshold=50"]).video, progress=False)
+    assert (redone.ingested, redone.kept) == (13, 0)  # a setting that cuts other shots: every video again
 
 
 def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
@@ -303,6 +307,10 @@ def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
     ingest_videos([inputs], tmp_path / "half", cfg, progress=False, part=(0, 3))
     with pytest.raises(DataError, match=r"every part 0\.\.N-1 of one N must finish"):
         merge_ingest(tmp_path / "half")
+    ingest_videos([inputs], parts, load_config(["video.threshold=50"]).video, progress=False, part=(1, 2))
+    with pytest.raises(DataError, match=r"the parts cut shots with different video\.\* settings \(v0, v2, v4: .*"
+                                        r"\"threshold\": 0\.0.*; v1, v3: .*\"threshold\": 50\.0"):
+        merge_ingest(parts)
 
 
 def test_clips_reencoded_in_one_pass_equal_clips_cut_one_by_one(tmp_path):

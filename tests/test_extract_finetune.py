@@ -46,6 +46,15 @@ def test_extract_every_shot_once_on_two_ranks_and_resume(pretrain_shards, encode
     assert one["rows_computed"] == 56 and one["partitions"] == ["part-00000", "part-00001", "part-00002"]
     again = extract_mod.extract(load_config(args), encoder_export, tmp_path / "one")
     assert again["rows_computed"] == 0  # finished partitions are not recomputed
+    # the images are prepared as the encoder was trained, whatever this command's augment says: nothing changes
+    first = load_features(tmp_path / "one").features.copy()
+    resized = extract_mod.extract(load_config([*args, "augment.eval_resize=64"]), encoder_export, tmp_path / "resized")
+    assert resized["rows_computed"] == 56 and np.array_equal(load_features(tmp_path / "resized").features, first)
+    # other shards (another data set, or the same moved) are other inputs: every partition is computed again
+    moved = tmp_path / "moved"
+    shutil.copytree(shards, moved)
+    other = extract_mod.extract(load_config([*args, f"data.shards={moved}"]), encoder_export, tmp_path / "one")
+    assert other["rows_computed"] == 56 and np.array_equal(load_features(tmp_path / "one").features, first)
     code = ("import sys, bassl.train.extract as e; e.MOVIES_PER_PARTITION = 1; from bassl.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--no-python",

@@ -9,6 +9,8 @@ resumes, even on another number of ranks, and every shot is written exactly once
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,9 @@ def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, 
     return encoder.to(device).eval(), trained
 
 
+EVAL_TRANSFORM = ("image_size", "eval_resize", "mean", "std")  # the augment keys extraction's images depend on
+
+
 def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     # the inputs first: a wrong path is reported before DeepSpeed's start-up (seconds, and its log lines)
@@ -98,9 +103,17 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     encoder.to(dist.device)
     precision = inference_precision(resolve_precision(cfg.extract.precision, dist.device, "extract.precision"))
-    metadata = {**metadata_for(weights, to_dict(cfg)), "split": cfg.extract.split, "method": trained.method}
-    sha = metadata["checkpoint_sha256"]
-    resume_key = {"checkpoint_sha256": sha, "split": cfg.extract.split}
+    differs = [f"{k} {getattr(trained.augment, k)} (this command: {getattr(cfg.augment, k)})" for k in EVAL_TRANSFORM
+               if getattr(trained.augment, k) != getattr(cfg.augment, k)]
+    if differs and dist.is_main:
+        print(f"[extract] note: the images are prepared as the encoder was trained: augment.{', '.join(differs)}")
+    cfg = replace(cfg, augment=trained.augment)  # as segment does: the encoder's own eval transform
+    # what else makes the features: a partition of another checkpoint, split, shard set or precision is done again
+    inputs = json.dumps({"shards": cfg.data.shards, "precision": precision,
+                         "transform": {k: getattr(cfg.augment, k) for k in EVAL_TRANSFORM}}, sort_keys=True)
+    metadata = {**metadata_for(weights, to_dict(cfg)), "split": cfg.extract.split, "method": trained.method,
+                "inputs": inputs}
+    resume_key = {k: metadata[k] for k in ("checkpoint_sha256", "split", "inputs")}
 
     movies = table.movie_ids
     groups = [movies[i : i + MOVIES_PER_PARTITION] for i in range(0, len(movies), MOVIES_PER_PARTITION)]

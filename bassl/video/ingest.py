@@ -203,6 +203,14 @@ def ingest_record_path(root: Path, vid: str) -> Path:
     return root / RECORDS / f"{vid}.json"
 
 
+# the video.* settings that make a video's shots and keyframes (workers, and what only segment reads, do not)
+SHOT_SETTINGS = ("detector", "threshold", "min_shot_seconds", "detect_width", "keyframe_height", "jpeg_quality")
+
+
+def shot_settings(video_settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: video_settings.get(k) for k in SHOT_SETTINGS}
+
+
 def finished(task: IngestTask) -> dict[str, Any] | None:
     """The record of a video this run can keep: same file (size, mtime) and settings, keyframes in place."""
     try:
@@ -211,7 +219,7 @@ def finished(task: IngestTask) -> dict[str, Any] | None:
         return None
     layout = LayoutWriter(task.root)
     same = (rec.get("version") == RECORD_VERSION and rec.get("key") == source_key(task.path)
-            and rec.get("settings") == to_dict(task.cfg))
+            and shot_settings(rec.get("settings") or {}) == shot_settings(to_dict(task.cfg)))
     return rec if same and (layout.frames_root / task.video_id).is_dir() else None
 
 
@@ -380,6 +388,13 @@ def merge_ingest(out: str | Path) -> IngestSummary:
         got = sorted(tuple(r["part"]) for r in reports)
         raise DataError(f"{root}: the parts on disk are {got}; every part 0..N-1 of one N must finish before --merge "
                         "(run the missing ones again: finished videos are kept)")
+    by_settings: dict[str, list[str]] = {}
+    for rec in finished_records(root):
+        by_settings.setdefault(json.dumps(shot_settings(rec["settings"]), sort_keys=True), []).append(rec["video_id"])
+    if len(by_settings) > 1:
+        sets = "; ".join(f"{', '.join(v[:3])}{' ...' if len(v) > 3 else ''}: {k}" for k, v in by_settings.items())
+        raise DataError(f"{root}: the parts cut shots with different video.* settings ({sets}); run the odd part(s) "
+                        "again with the same overrides as the others (their videos are ingested again), then --merge")
     write_annotations(root)
     summary = IngestSummary(root, videos=sum(r["videos"] for r in reports),
                             skipped=[s for r in reports for s in r["skipped"]],
@@ -391,8 +406,8 @@ def merge_ingest(out: str | Path) -> IngestSummary:
     return summary
 
 
-def write_annotations(root: Path) -> None:
-    """``anno.pretrain.ndjson``, ``vid2idx.json`` and ``videos.json`` from every finished video under ``root``."""
+def finished_records(root: Path) -> list[dict[str, Any]]:
+    """The ingest records of the videos under ``root`` whose keyframes are in place, in file order."""
     layout = LayoutWriter(root)
     records = []
     for p in sorted((root / RECORDS).glob("*.json")):
@@ -401,6 +416,13 @@ def write_annotations(root: Path) -> None:
         rec = json.loads(p.read_text())
         if (layout.frames_root / rec["video_id"]).is_dir():
             records.append(rec)
+    return records
+
+
+def write_annotations(root: Path) -> None:
+    """``anno.pretrain.ndjson``, ``vid2idx.json`` and ``videos.json`` from every finished video under ``root``."""
+    layout = LayoutWriter(root)
+    records = finished_records(root)
     rows = [annotation_row(r["video_id"], s, r["shots"]) for r in records for s in range(r["shots"])]
     info = {r["video_id"]: {k: r[k] for k in ("fps", "nominal_fps", "vfr", "frames", "duration", "width", "height",
                                               "codec", "detector", "threshold")}
