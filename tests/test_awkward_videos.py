@@ -265,6 +265,17 @@ def test_damaged_file_keeps_the_shots_before_the_damage_with_a_warning(tmp_path,
     report = json.loads((tmp_path / "root" / "ingest_report.json").read_text())
     assert report["warnings"] == [rec["warning"]]
     assert len(source.shot_timing("damaged")) >= 1
+    # damage in the middle of an MPEG-TS: the decoder resyncs after it, so frames are lost but not length
+    holed = write_video(tmp_path / "holed.ts", [40] * 5, fmt="mpegts")
+    data = bytearray(holed.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 20000] = bytes(20000)
+    holed.write_bytes(bytes(data))
+    ingest([holed], tmp_path / "root2")
+    rec = json.loads((tmp_path / "root2" / ".ingest" / "holed.json").read_text())
+    assert rec["frames"] < 180 and "frames are probably missing" in rec["warning"], rec
+    whole = write_video(tmp_path / "whole.ts", [40] * 5, fmt="mpegts")
+    ingest([whole], tmp_path / "root3")
+    assert "warning" not in json.loads((tmp_path / "root3" / ".ingest" / "whole.json").read_text())
 
 
 def test_many_files_resume_after_an_interruption(tmp_path):
@@ -301,7 +312,8 @@ def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
     assert done == [2, 3]  # every 2nd file of the sorted list: v1, v3 | v0, v2, v4
     assert not (parts / "anno" / "anno.pretrain.ndjson").exists()  # parts leave the shared files to the merge
     summary = merge_ingest(parts)
-    assert summary.videos == 5 and summary.kept == 5
+    assert summary.videos == 5 and summary.parts == 2 and summary.video_seconds == pytest.approx(5 * 16 / 25)
+    assert summary.describe().startswith(f"5 video(s) in {parts}, merged from 2 parts: {summary.shots} shots from 0.1 min")
     for name in ("anno.pretrain.ndjson", "vid2idx.json"):
         assert (parts / "anno" / name).read_text() == (tmp_path / "whole" / "anno" / name).read_text()
     ingest_videos([inputs], tmp_path / "half", cfg, progress=False, part=(0, 3))

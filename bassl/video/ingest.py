@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from bassl.config import VideoConfig, to_dict
 from bassl.data.atomic import temp_path, write_json
-from bassl.data.movienet import ANNO_DIR, LayoutWriter, MovieNetSource, annotation_row
+from bassl.data.movienet import ANNO_DIR, LayoutWriter, annotation_row
 from bassl.data.shard_format import KEY_RE
 from bassl.errors import DataError
 from bassl.memory import bound_heap
@@ -149,7 +149,8 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
 def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
     """A damaged file usually decodes until the damage and then stops without an error (FFmpeg conceals it). Its
     shots up to there are kept; this says so when the decoded length falls short of what the container states
-    (by over 5 % and 1 s, or by frames the header counts)."""
+    (by over 5 % and 1 s, or by frames the header counts). Damage in the middle of a stream FFmpeg can resync on
+    (MPEG-TS) loses frames but not length: then the frames fall short of the length at the average rate."""
     short_s = info.duration - decoded_s
     if info.duration and short_s > max(1.0, 0.05 * info.duration):
         return (f"{path}: decoded {decoded_s:.1f} s of the {info.duration:.1f} s the container states; the file is "
@@ -157,6 +158,10 @@ def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: i
     if info.frames and count < 0.95 * info.frames:
         return (f"{path}: decoded {count} of the {info.frames} frames the header counts; the file is probably damaged, "
                 "and only the shots before the damage were kept")
+    expected = decoded_s * info.fps  # the average rate: frames / length for a variable frame rate too
+    if not info.frames and count < 0.9 * expected and expected - count >= 12:
+        return (f"{path}: decoded {count} frames in {decoded_s:.1f} s, where {info.fps:g} fps makes {expected:.0f}; "
+                "frames are probably missing (damage FFmpeg skipped): the shots around it hold a gap in time")
     return None
 
 
@@ -308,11 +313,15 @@ class IngestSummary:
     seconds: float = 0.0
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    parts: int = 0  # a --merge of this many parts
 
     def describe(self) -> str:
         speed = f", {self.video_seconds / max(self.seconds, 1e-9):.1f}x real time" if self.ingested else ""
         lines = [f"{self.videos} video(s) in {self.root} ({self.ingested} ingested, {self.kept} kept from an earlier "
                  f"run): {self.shots} shots from {self.video_seconds / 60:.1f} min of video in {self.seconds:.1f} s{speed}"]
+        if self.parts:
+            lines = [f"{self.videos} video(s) in {self.root}, merged from {self.parts} parts: {self.shots} shots from "
+                     f"{self.video_seconds / 60:.1f} min of video"]
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} (see {REPORT}), e.g. {self.skipped[0]['reason']}")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -400,9 +409,9 @@ def merge_ingest(out: str | Path) -> IngestSummary:
                             skipped=[s for r in reports for s in r["skipped"]],
                             warnings=[w for r in reports for w in r.get("warnings", [])])
     write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings})
-    summary.kept = len(MovieNetSource(root).split("pretrain"))
-    summary.shots = sum(json.loads(p.read_text())["shots"] for p in (root / RECORDS).glob("*.json")
-                        if not p.name.startswith("report."))
+    records = finished_records(root)
+    summary.parts, summary.shots = len(reports), sum(r["shots"] for r in records)
+    summary.video_seconds = sum(r["duration"] for r in records)
     return summary
 
 
