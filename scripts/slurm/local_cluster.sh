@@ -109,6 +109,11 @@ alive() {  # PID: running (a zombie, which kill -0 still finds, does not count)
     fi
 }
 pid_alive() { [ -s "$1" ] && alive "$(cat "$1")"; }
+running() {  # NAME: a live process of that name (a zombie not yet reaped does not count)
+    local pid
+    for pid in $(pgrep -x "$1"); do alive "$pid" && return 0; done
+    return 1
+}
 
 up() {
     mkdir -p "$DIR"/{state,spool,log,run}
@@ -156,7 +161,7 @@ down() {
     # munged: only if `up` started it, and no other Slurm daemon on this machine still needs it
     if [ -e "$DIR/run/munged.started-by-us" ]; then
         rm -f "$DIR/run/munged.started-by-us"
-        if command -v pgrep >/dev/null && ! pgrep -x slurmctld >/dev/null && ! pgrep -x slurmd >/dev/null \
+        if command -v pgrep >/dev/null && ! running slurmctld && ! running slurmd \
             && [ -s /run/munge/munged.pid ]; then
             kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
         fi
