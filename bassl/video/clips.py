@@ -489,8 +489,10 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
     copy_clips(video, copy, placed)
     reencode_clips(video, reencode, progress=progress)
-    if same_count and placed.recordings == [0]:
-        times = [*placed.times, np.inf]  # [P+1] when frame i shows; the last clip takes the sound to the end
+    if same_count and placed.recordings == [0] and len(placed.times):
+        shown = placed.times
+        step = float(shown[-1] - shown[-2]) if len(shown) > 1 else 0.04
+        times = [*shown, shown[-1] + step]  # [P+1] when frame i shows; the last one for a frame's time, as the one before
         spans = [(dst, times[first], times[stop]) for dst, first, stop in sorted(copy + reencode)]
         sound = add_sound(video, spans) or "none"
     else:  # recordings joined, or frames that are not the packets: no time says which sound is whose
