@@ -525,26 +525,35 @@ def heard(path: Path) -> tuple[float, np.ndarray, int, str]:
         return float(got[0].time), np.concatenate(mono).astype(np.float64), stream.sample_rate, stream.codec_context.name
 
 
-@pytest.mark.parametrize(("name", "codec", "sound"), [("phone.mp4", "aac", "copy"), ("camera.mov", "pcm_s16le", "aac"),
-                                                      ("tv.ts", "aac", "copy"), ("web.mkv", "libopus", "copy")])
-@pytest.mark.parametrize("starts", [(0, 30, 60), (0, 45)])  # on the cuts (copies), mid-shot (re-encoded)
-def test_each_clip_carries_its_scenes_sound_in_step_with_the_picture(tmp_path, name, codec, sound, starts):
+@pytest.mark.parametrize(("name", "vcodec", "codec", "sound", "tail"), [
+    ("phone.mp4", "libx264", "aac", "copy", 0.0), ("long tail.mp4", "libx264", "aac", "copy", 2.0),
+    ("camera.mov", "libx264", "pcm_s16le", "aac", 0.0), ("tv.ts", "libx264", "aac", "copy", 0.0),
+    ("web.mkv", "libx264", "libopus", "copy", 0.0), ("rip.mkv", "libx264", "pcm_s16le", "aac", 0.0),
+    ("podcast.mov", "libx264", "libmp3lame", "aac", 0.0),  # MP3 does not copy cleanly mid-stream: AAC
+    ("camcorder.avi", "mpeg4", "pcm_s16le", "aac", 0.0), ("divx.avi", "mpeg4", "libmp3lame", "aac", 0.0),
+    ("b-frames.avi", "libx264", "aac", "copy", 0.0),  # AVI stamps H.264 in decode order: frames timed by index
+])
+@pytest.mark.parametrize("starts", [(0, 30, 60), (0, 45)])  # on the cuts (copies where they can be), mid-shot
+def test_each_clip_carries_its_scenes_sound_in_step_with_the_picture(tmp_path, name, vcodec, codec, sound, tail, starts):
     """Shot k's sound is a tone of its own for exactly as long as the shot shows. In every clip, copied or
-    re-encoded, the sound starts with the picture, ends with it (to within one audio frame), and in every 10 ms the
-    tone is the one of the shot on screen then: where a clip holds a cut, the tone changes within 10 ms of it. The
-    packets are copied where players take the codec in MP4; PCM is encoded to AAC."""
+    re-encoded, the sound starts with the picture, ends with it (to within one audio frame, also where the file's
+    sound goes on after the picture), and in every 10 ms the tone is the one of the shot on screen then: where a clip
+    holds a cut, the tone changes within 10 ms of it. The packets are copied where players take the codec in MP4;
+    PCM (whose layout AVI and Matroska leave unnamed) and MP3 are encoded to AAC, in samples whatever the source's
+    time base (AVI ticks once per audio frame)."""
     from bassl.video.clips import split_clips
 
     fmt = {"ts": "mpegts"}.get(name.rsplit(".", 1)[1])
-    video = write_video(tmp_path / name, SHOTS, fmt=fmt, audio=codec)
+    video = write_video(tmp_path / name, SHOTS, fmt=fmt, codec=vcodec, audio=codec, sound_tail=tail)
     bounds = [*starts, 90]
     doc = {"frames": 90, "scenes": [{"start_frame": a, "end_frame": b - 1} for a, b in zip(bounds, bounds[1:], strict=False)]}
     clips = split_clips(video, doc, tmp_path / "clips")
-    assert {c["method"] for c in clips} == ({"copy"} if starts == (0, 30, 60) else {"re-encode"})
+    if not name.endswith(".avi"):  # AVI: re-encoded (pts hide the B-frame order) or as the encoder's keyframes fall
+        assert {c["method"] for c in clips} == ({"copy"} if starts == (0, 30, 60) else {"re-encode"})
     assert {c["sound"] for c in split_clips(write_video(tmp_path / "mute.mp4", SHOTS), doc, tmp_path / "m")} == {"none"}
+    assert {c["sound"] for c in clips} == {sound}
     cuts = np.cumsum(SHOTS)[:-1] / 25  # [2] s
     for c, a, b in zip(clips, bounds, bounds[1:], strict=False):
-        assert c["sound"] == sound
         t0, x, rate, got_codec = heard(tmp_path / "clips" / c["file"])
         assert got_codec == ("aac" if sound == "aac" else {"libopus": "opus"}.get(codec, codec))
         assert abs(t0) < 1e-3 and abs(len(x) / rate - (b - a) / 25) < 0.025, (c["file"], t0, len(x) / rate)
@@ -552,6 +561,9 @@ def test_each_clip_carries_its_scenes_sound_in_step_with_the_picture(tmp_path, n
         tones = np.array([np.argmax(np.abs(np.fft.rfft(x[i * w: (i + 1) * w]))) * 100 for i in range(len(x) // w)])
         on_screen = a / 25 + (np.arange(len(tones)) + 0.5) / 100  # [windows] centre of each, s of the source
         expected = np.array([shot_tone(k) for k in np.searchsorted(cuts, on_screen, side="right")])
-        near_cut = (np.abs(on_screen[:, None] - cuts[None]) < 0.015).any(axis=1)
+        # AVI cannot state an audio encoder's delay (AAC 1024 samples, LAME's 1105), so there the source's own sound
+        # is ~22 ms late, and the clips keep it as it is
+        slack = 0.035 if name.endswith(".avi") else 0.015
+        near_cut = (np.abs(on_screen[:, None] - cuts[None]) < slack).any(axis=1)
         inner = ~near_cut & (np.arange(len(tones)) >= 2) & (np.arange(len(tones)) < len(tones) - 2)
         assert (tones[inner] == expected[inner]).all(), (c["file"], tones[~(tones == expected)], on_screen[tones != expected])

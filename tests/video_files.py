@@ -11,7 +11,7 @@ import numpy as np
 def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str = "libx264",
                 size: tuple[int, int] = (128, 72), pix_fmt: str = "yuv420p", rotation: int = 0, cover: bool = False,
                 rate: int = 25, interlaced: bool = False, second_video: bool = False, colour_seed: int = 1,
-                ts_offset: float = 0.0, audio: str | None = None) -> Path:
+                ts_offset: float = 0.0, audio: str | None = None, sound_tail: float = 0.0) -> Path:
     """Shots of solid colours (``shots``: frames per shot), a white block in the stored frame's top-left corner and a
     moving line. ``rotation``: a display matrix turning the picture that many degrees counter-clockwise (as phones
     write); ``cover``: an attached-picture (cover art) stream before the video stream; ``interlaced``: encoded as
@@ -20,7 +20,8 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
     grey 64x36 preview with no cut) that is not the default track; ``colour_seed``: draws the shots' colours;
     ``ts_offset``: seconds added to every timestamp (a recording's clock does not start at 0); ``audio``: a sound
     track in that codec (e.g. aac, pcm_s16le), shot k a steady tone of :func:`shot_tone` (k) Hz from its first frame
-    to its last, so which sound plays when says which shot it belongs to."""
+    to its last, so which sound plays when says which shot it belongs to; ``sound_tail``: seconds the last shot's tone
+    goes on after the picture ends."""
     import av
 
     w, h = size
@@ -62,7 +63,7 @@ def write_video(path: Path, shots: list[int], fmt: str | None = None, codec: str
         for p in preview.encode() if second_video else []:
             out.mux(p)
         if sound is not None:
-            write_tones(out, sound, shots, rate)
+            write_tones(out, sound, shots, rate, sound_tail)
     return path
 
 
@@ -74,11 +75,12 @@ def shot_tone(shot: int) -> float:
     return 300.0 + 400.0 * (shot % 8)
 
 
-def write_tones(out, st, shots: list[int], rate: int) -> None:
-    """Into ``out``'s mono audio stream ``st``: for each shot its tone, for exactly as long as the shot is shown."""
+def write_tones(out, st, shots: list[int], rate: int, tail: float = 0.0) -> None:
+    """Into ``out``'s mono audio stream ``st``: for each shot its tone, for exactly as long as the shot is shown (the
+    last one ``tail`` seconds longer)."""
     import av
 
-    t = np.arange(round(sum(shots) / rate * SAMPLE_RATE)) / SAMPLE_RATE  # [samples] seconds
+    t = np.arange(round((sum(shots) / rate + tail) * SAMPLE_RATE)) / SAMPLE_RATE  # [samples] seconds
     shot_of = np.searchsorted(np.cumsum(shots) / rate, t, side="right").clip(max=len(shots) - 1)
     wave = (0.5 * np.sin(2 * np.pi * np.array([shot_tone(k) for k in range(len(shots))])[shot_of] * t) * 32767)
     samples = wave.astype(np.int16)

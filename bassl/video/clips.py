@@ -39,6 +39,7 @@ class StreamPackets:
     recordings: list[int]  # the frame index where each recording starts: [0], and one more per join
     copyable: bool = True  # the packets can make an MP4 as they are: see stream_packets
     has_sound: bool = False  # the file has an audio stream
+    timed: bool = True  # ``times`` are the frames': the pts show the display order, or the file is an AVI
 
     @functools.cached_property
     def cuts(self) -> set[int]:
@@ -138,6 +139,7 @@ def stream_packets(path: Path) -> StreamPackets:
         reorders = bool(stream.codec_context.has_b_frames)
         mp4 = _mp4_takes(stream)
         has_sound = bool(c.streams.audio)
+        avi = c.format.name == "avi"
     pts = np.array([t for t, _, _ in keys], dtype=np.int64)  # [P] in decode order
     starts, top = [0], None  # starts: the packet where each recording begins
     for i, t in enumerate(pts.tolist()):
@@ -155,8 +157,10 @@ def stream_packets(path: Path) -> StreamPackets:
     copyable = mp4 and order_shown and bool((np.diff(dts) > 0)[within].all())
     times = np.empty(len(pts), dtype=np.float64)
     times[index] = pts * tb
+    if avi:  # AVI stores no timestamps: chunk k is frame k at the stream's rate (FFmpeg's pts may be off by frames)
+        times = np.arange(len(pts)) / rate
     return StreamPackets(index, np.array([k for _, _, k in keys], dtype=bool), dts, times, starts, copyable,
-                         has_sound)
+                         has_sound, order_shown or avi)
 
 
 class ClipFile:
@@ -346,14 +350,49 @@ def reencode_clip(src: Path, dst: Path, first: int, stop: int, crf: int = 18, pr
     reencode_clips(src, [(dst, first, stop)], crf, preset)
 
 
-PLAYABLE_SOUND = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}  # in MP4, players play these; others go to AAC
+# in MP4, players play these as they are; others are encoded to AAC. Not MP3: a frame borrows bits from the frames
+# before it (its bit reservoir), so a copy cut mid-stream garbles its first ~30 ms
+PLAYABLE_SOUND = {"aac", "ac3", "eac3", "opus", "alac", "flac"}
+NAMED_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def sound_layout(layout: Any) -> str:
+    """The channel layout to encode sound of ``layout`` in: its own, or (AVI and Matroska leave PCM's unnamed, and
+    the AAC encoder refuses that) the usual one for its number of channels."""
+    name, channels = layout.name, len(layout.channels)
+    return NAMED_LAYOUTS.get(channels, name) if name.endswith("channels") else name
+
+
+def sound_slice(frame: Any, first: int, stop: int) -> Any:
+    """Samples ``first`` .. ``stop - 1`` of an audio frame, as a frame of their own."""
+    import av
+
+    data = frame.to_ndarray()  # [C, N] planar, [1, N * C] packed
+    channels = len(frame.layout.channels)
+    data = data[:, first:stop] if frame.format.is_planar else data[:, first * channels : stop * channels]
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name,
+                                     layout=sound_layout(frame.layout))
+    out.sample_rate = frame.sample_rate
+    return out
+
+
+def packet_copy(packet: Any, stream: Any) -> Any:
+    """A packet of ``packet``'s bytes and times for ``stream`` (muxing hands a packet's data over)."""
+    import av
+
+    out = av.Packet(bytes(packet))
+    out.pts, out.dts, out.duration, out.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+    out.is_keyframe, out.stream = packet.is_keyframe, stream
+    return out
 
 
 class ClipSound(ClipFile):
     """A finished clip written again with sound: its video packets as they are, interleaved by time with the
-    source's audio from the clip's start on (the packets themselves where players take the codec in MP4, else AAC)."""
+    source's audio from the clip's start on (the packets themselves where players take the codec in MP4, else AAC).
+    The sound's timestamps are counted in samples from the clip's start, whatever the source's time base (AVI ticks
+    once per audio frame)."""
 
-    def __init__(self, dst: Path, audio: Any, start: float, copy: bool) -> None:
+    def __init__(self, dst: Path, audio: Any, start: float, end: float, copy: bool) -> None:
         import av
 
         super().__init__(dst)
@@ -363,15 +402,15 @@ class ClipSound(ClipFile):
             self.video = self.out.add_stream_from_template(video, opaque=True)
             self.pending = _packets(self.silent, video)
             self.next = next(self.pending, None)
+            rate = audio.codec_context.sample_rate
             if copy:
                 self.audio = self.out.add_stream_from_template(audio, opaque=True)
             else:
-                ctx = audio.codec_context
-                self.audio = self.out.add_stream("aac", rate=ctx.sample_rate, layout=ctx.layout.name)
+                self.audio = self.out.add_stream("aac", rate=rate, layout=sound_layout(audio.codec_context.layout))
         except BaseException:
             self.abort()
             raise
-        self.start, self.encoding = start, not copy
+        self.start, self.end, self.encoding, self.tick = start, end, not copy, Fraction(1, rate)
 
     def _video_until(self, time: float) -> None:
         """The clip's video packets decoded before ``time`` (seconds of the clip), so the file stays interleaved."""
@@ -380,22 +419,33 @@ class ClipSound(ClipFile):
             self.out.mux(self.next)
             self.next = next(self.pending, None)
 
-    def write_packet(self, packet: Any) -> None:
-        """A copy of one source audio packet that sounds within the clip (the first may start before it: its pts is
-        then below 0, and the muxer's edit list starts the sound with the picture)."""
-        import av
+    def _samples(self, time: float) -> int:
+        """Seconds on the source's clock -> samples from the clip's start."""
+        return round((time - self.start) / self.tick)
 
-        shift = round(self.start / packet.time_base)  # the clip's 0, in the packet's ticks
-        self._video_until(float(packet.pts * packet.time_base) - self.start)
-        out = av.Packet(bytes(packet))  # a packet muxed is handed over: the one after this clip's may need it too
-        out.pts, out.dts = packet.pts - shift, (packet.pts if packet.dts is None else packet.dts) - shift
-        out.duration, out.time_base, out.stream = packet.duration, packet.time_base, self.audio
+    def write_packet(self, packet: Any, time: float, length: float) -> None:
+        """A copy of one source audio packet that sounds within the clip from ``time`` for ``length`` seconds (the
+        first may start before it: its pts is then below 0, and the muxer's edit list starts the sound with the
+        picture)."""
+
+        self._video_until(time - self.start)
+        out = packet_copy(packet, self.audio)  # the clip after this one may take this packet too
+        out.time_base = self.tick
+        out.pts = out.dts = self._samples(time)
+        out.duration = round(length / self.tick)
         self.out.mux(out)
 
-    def write_frame(self, frame: Any, pts: int) -> None:
-        """One decoded source audio frame that sounds within the clip, its pts on the source's clock."""
-        frame.pts = pts - round(self.start / frame.time_base)
-        self._video_until(float(frame.pts * frame.time_base))
+    def write_frame(self, frame: Any, time: float) -> None:
+        """One decoded source audio frame that sounds within the clip from ``time`` (seconds on the source's clock),
+        cut to the clip's span: encoded again, the sound can end exactly where the picture does."""
+        rate = frame.sample_rate
+        first, stop = max(0, round((self.start - time) * rate)), min(frame.samples, round((self.end - time) * rate))
+        if stop <= first:
+            return
+        # every frame re-made, cut or not, so that the encoder sees one layout throughout
+        frame, time = sound_slice(frame, first, stop), time + first / rate
+        frame.pts, frame.time_base = self._samples(time), self.tick
+        self._video_until(time - self.start)
         for out in self.audio.encode(frame):
             self.out.mux(out)
 
@@ -406,8 +456,10 @@ class ClipSound(ClipFile):
         self._video_until(float("inf"))
 
     def close(self) -> None:
-        self.silent.close()
-        super().close()
+        try:
+            super().close()  # its flush reads the rest of the silent clip
+        finally:
+            self.silent.close()
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -415,66 +467,72 @@ class ClipSound(ClipFile):
         super().abort()
 
 
-def add_sound(src: Path, clips: list[tuple[Path, float, float]]) -> str | None:
+def add_sound(src: Path, clips: list[tuple[Path, float, float]]) -> tuple[str | None, set[Path]]:
     """Each ``(clip, start, end)`` (seconds on ``src``'s clock, the clip's first frame at ``start``): the source's
     main audio from ``start`` to ``end`` muxed beside the clip's video, all in one read of the audio packets. A packet
     that sounds across a cut goes to both clips, so each clip's sound starts with its picture. Returns how (``copy``:
-    the packets as they are; ``aac``: encoded again, for codecs players do not take in MP4, e.g. PCM), or None
-    when the source has no sound. A clip the sound does not reach stays silent."""
+    the packets as they are; ``aac``: encoded again, for codecs players do not take in MP4, e.g. PCM, or that do not
+    copy cleanly, MP3; None: the source has no sound) and the clips the sound reached (the others stay silent)."""
     import av
 
     todo = sorted(clips, key=lambda c: c[1])
     with av.open(str(src)) as inp:
         audio = inp.streams.best("audio") if inp.streams.audio else None
         if audio is None or not todo:
-            return None
-        copy = audio.codec_context.name in PLAYABLE_SOUND and _mp4_takes(audio)
+            return None, set()
+        copy = audio.codec_context.codec.canonical_name in PLAYABLE_SOUND and _mp4_takes(audio)
         writing: dict[int, ClipSound] = {}
+        reached: set[Path] = set()
         k = 0  # the first clip not yet complete
 
         def to_clips(t: float, heard: float) -> list[ClipSound]:
             """The clips the sound from ``t`` to ``heard`` falls in; the clips it is past are complete."""
             nonlocal k
+            heard = max(heard, t + 1e-9)  # a packet that says no duration: a point in time
             while k < len(todo) and t >= todo[k][2]:
                 if k in writing:
-                    writing.pop(k).close()  # a close that fails leaves it to the abort below
+                    writing[k].close()  # a close that fails leaves it in `writing`, for the abort below
+                    del writing[k]
                 k += 1
             hit = [j for j in range(k, len(todo)) if todo[j][1] < heard and t < todo[j][2]]
             for j in hit:
                 if j not in writing:
-                    writing[j] = ClipSound(todo[j][0], audio, todo[j][1], copy)
+                    writing[j] = ClipSound(todo[j][0], audio, todo[j][1], todo[j][2], copy)
+                    reached.add(todo[j][0])
             return [writing[j] for j in hit]
 
         try:
             for packet in inp.demux(audio):
                 if packet.pts is None:
                     continue
-                t = float(packet.pts * packet.time_base)
                 if k == len(todo):
                     break
+                t = float(packet.pts * packet.time_base)
                 if copy:
-                    for clip in to_clips(t, t + float((packet.duration or 0) * packet.time_base)):
-                        clip.write_packet(packet)
+                    length = float((packet.duration or 0) * packet.time_base)
+                    for clip in to_clips(t, t + length):
+                        clip.write_packet(packet, t, length)
                     continue
                 for frame in packet.decode():
                     if frame.pts is None:
                         continue
-                    pts, ft = frame.pts, float(frame.pts * frame.time_base)
+                    ft = float(frame.pts * frame.time_base)
                     for clip in to_clips(ft, ft + frame.samples / frame.sample_rate):
-                        clip.write_frame(frame, pts)
+                        clip.write_frame(frame, ft)
             to_clips(float("inf"), float("inf"))  # the sound ended: every clip it reached is complete
         finally:
             for clip in writing.values():  # an error: those clips keep their video alone
                 clip.abort()
-    return "copy" if copy else "aac"
+    return ("copy" if copy else "aac"), reached
 
 
 def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
     """``clips/scene_001.mp4`` ...: stream copy where a scene starts and ends on cuts within one recording
     (:meth:`StreamPackets.can_copy`), re-encoded otherwise; one read of the packets for all the copies, one decode for
     all the re-encodes, then one read of the sound for all (:func:`add_sound`). Returns per clip its scene, file,
-    frames, ``method`` (copy or re-encode) and ``sound``: ``copy``, ``aac`` (see :func:`add_sound`), ``none`` (the
-    video has none) or ``left out`` (recordings joined end to end, or packets that are not the frames)."""
+    frames, ``method`` (copy or re-encode) and ``sound``: ``copy``, ``aac`` (see :func:`add_sound`), ``none`` (no sound
+    there) or ``left out`` (the times do not say which sound is the clip's: recordings joined end to end, packets that
+    are not the frames, pts out of display order)."""
     placed = stream_packets(video)
     # a packet per decoded frame, or the frame numbers would not name the packets (a recording cut mid-GOP: the
     # decoder drops the frames it cannot decode); then every clip is re-encoded from the decoded frames
@@ -489,16 +547,17 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         clips.append({"scene": i, "file": dst.name, "frames": stop - first, "method": "copy" if copied else "re-encode"})
     copy_clips(video, copy, placed)
     reencode_clips(video, reencode, progress=progress)
-    if same_count and placed.recordings == [0] and len(placed.times):
+    if same_count and placed.recordings == [0] and placed.timed and len(placed.times):
         shown = placed.times
         step = float(shown[-1] - shown[-2]) if len(shown) > 1 else 0.04
         times = [*shown, shown[-1] + step]  # [P+1] when frame i shows; the last one for a frame's time, as the one before
         spans = [(dst, times[first], times[stop]) for dst, first, stop in sorted(copy + reencode)]
-        sound = add_sound(video, spans) or "none"
-    else:  # recordings joined, or frames that are not the packets: no time says which sound is whose
-        sound = "left out" if placed.has_sound else "none"
+        how, reached = add_sound(video, spans)
+        sound = {dst.name: how if dst in reached else "none" for dst, _, _ in spans}
+    else:  # recordings joined, frames that are not the packets, or pts that are not the display order: no time
+        sound = {}  # says which sound is whose
     for c in clips:
-        c["sound"] = sound
+        c["sound"] = sound.get(c["file"], "left out" if placed.has_sound else "none")
     remove_clips(out_dir, keep={c["file"] for c in clips})  # an earlier split's with more scenes
     return clips
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,11 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
         print(f"[segment] scorer: {seg.describe()}")
         if split:
             copied = sum(c["method"] == "copy" for c in doc["clips"])
-            sound = {"copy": "each with its sound (copied)", "aac": "each with its sound (encoded to AAC)",
-                     "none": "no sound in the video", "left out": "silent: the video's timestamps do not say "
-                     "which sound goes with which clip (recordings joined end to end)", None: ""}
-            print(f"[segment] clips: {copied} copied, {len(doc['clips']) - copied} re-encoded; "
-                  f"{sound[doc['clips'][0]['sound'] if doc['clips'] else None]}")
+            sounds = Counter(c["sound"] for c in doc["clips"])
+            kinds = {"copy": "copied", "aac": "encoded to AAC", "none": "silent (no sound there)", "left out":
+                     "silent (the video's timestamps do not say which sound goes with which clip)"}
+            print(f"[segment] clips: {copied} copied, {len(doc['clips']) - copied} re-encoded; sound: "
+                  + ", ".join(f"{n} {kinds[k]}" for k, n in sounds.items()))
         for name, path in files.items():
             print(f"[segment] {name}: {path}")
     return doc
