@@ -149,8 +149,7 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
 def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
     """A damaged file usually decodes until the damage and then stops without an error (FFmpeg conceals it). Its
     shots up to there are kept; this says so when the decoded length falls short of what the container states
-    (by over 5 % and 1 s, or by frames the header counts). Damage in the middle of a stream FFmpeg can resync on
-    (MPEG-TS) loses frames but not length: then the frames fall short of the length at the average rate."""
+    (by over 5 % and 1 s, or by frames the header counts)."""
     short_s = info.duration - decoded_s
     if info.duration and short_s > max(1.0, 0.05 * info.duration):
         return (f"{path}: decoded {decoded_s:.1f} s of the {info.duration:.1f} s the container states; the file is "
@@ -158,10 +157,6 @@ def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: i
     if info.frames and count < 0.95 * info.frames:
         return (f"{path}: decoded {count} of the {info.frames} frames the header counts; the file is probably damaged, "
                 "and only the shots before the damage were kept")
-    expected = decoded_s * info.fps  # the average rate: frames / length for a variable frame rate too
-    if not info.frames and count < 0.9 * expected and expected - count >= 12:
-        return (f"{path}: decoded {count} frames in {decoded_s:.1f} s, where {info.fps:g} fps makes {expected:.0f}; "
-                "frames are probably missing (damage FFmpeg skipped): the shots around it hold a gap in time")
     return None
 
 

@@ -46,6 +46,7 @@ from bassl.sharding.run import build_shards
 from bassl.train.extract import encode_shots
 from bassl.train.finetune import predict
 from bassl.train.label_free import PPScorer, choose_scorer, label_free_scores
+from bassl.video.decode import probe
 from bassl.video.ingest import IngestTask, assign_ids, ingest_one, write_annotations
 from bassl.video.scene_files import Scenes
 
@@ -201,8 +202,8 @@ class Segmenter:
         t_features = time.perf_counter()
         prob, ends = self.score(feats)
         # media_start: the first frame's time on the file's clock, where a player's timeline for it starts
-        extra = {"model": str(self.path.resolve()), **self.mode, "detector": rec["detector"],
-                 "media_start": float(rec.get("start", 0.0))}
+        start = rec["start"] if "start" in rec else probe(video).start  # a record from before "start" was kept
+        extra = {"model": str(self.path.resolve()), **self.mode, "detector": rec["detector"], "media_start": float(start)}
         scenes = Scenes(video, float(rec["fps"]), float(rec["nominal_fps"]), int(rec["frames"]), timing[:, :2],
                         np.asarray(rec["shot_times"], dtype=np.float64), prob, ends, extra=extra, keyframe=keyframe,
                         warning=rec.get("warning"), keep_alive=temp)
