@@ -56,6 +56,8 @@ def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_pa
                            (["method=instance"], "method: 'bassl' -> 'instance'")):
         with pytest.raises(ConfigError, match=re.escape(f"was trained with other settings ({named}")):
             pretrain(load_config(overrides(pretrain_shards, *changed)), tmp_path / "b", resume=True)
+    with pytest.raises(ConfigError, match=r"was trained in fp32, and this start runs bf16; set pretrain.precision=fp32"):
+        pretrain(load_config(overrides(pretrain_shards, "pretrain.precision=bf16")), tmp_path / "b", resume=True)
     pretrain(load_config(overrides(pretrain_shards, "pretrain.log_every=3")), tmp_path / "b", resume=True)
     a, b = curve(tmp_path / "a"), curve(tmp_path / "b")
     assert sorted(a) == sorted(b) == list(range(1, 15))

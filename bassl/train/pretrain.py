@@ -159,7 +159,7 @@ class PretrainRun:
     history: list[dict[str, float]] = field(default_factory=list)
     monitors: dict[str, Any] | None = None  # the last epoch's pretext monitors (rank 0)
     evaluated: int = 0  # the step of the last end-of-epoch evaluation (kept in checkpoints: a resume owes none twice)
-    saved: tuple[int, int] = (0, 0)  # (step, evaluated) of the last checkpoint
+    saved: int = 0  # the step of the last checkpoint
     meter: Meter = field(default_factory=Meter)  # the logging interval
     totals: Meter = field(default_factory=Meter)  # the whole invocation
 
@@ -172,10 +172,10 @@ class PretrainRun:
         return self.out_dir / "metrics.jsonl"  # one line per step: the loss curve, across resumes
 
     def checkpoint(self) -> None:
-        self.saved = (self.step, self.evaluated)
+        self.saved = self.step
         save_engine(self.engine, self.ckpt_dir, self.step,
                     {"step": self.step, "world_size": self.dist.world_size, "config": to_dict(self.cfg),
-                     "monitors": self.monitors, "evaluated": self.evaluated})
+                     "monitors": self.monitors, "evaluated": self.evaluated, "precision": self.precision})
 
 
 def train_step(run: PretrainRun, batch: dict[str, torch.Tensor], lr: float) -> dict[str, float]:
@@ -240,7 +240,7 @@ def train_one_epoch(run: PretrainRun, loader: LoaderHandle, epoch: int) -> None:
         if run.step % cfg.pretrain.checkpoint_every == 0 and not at_end:  # after the epoch's evaluation
             run.checkpoint()
         if run.stop:
-            if run.saved[0] != run.step:
+            if run.saved != run.step:
                 run.checkpoint()
             if dist.is_main:
                 print(f"[pretrain] signal {run.stop.signum}: checkpoint at step {run.step} saved; --resume continues")
@@ -271,11 +271,26 @@ def evaluate_epoch(run: PretrainRun, model: nn.Module, epoch: int) -> None:
             run.monitors = monitors
             print(f"[pretrain] pretext monitors {describe(monitors)}")
             logged.update({k: v for k, v in monitors.items() if k != "split"})
+    if dist.is_main:  # a stop before this epoch's checkpoint is saved does not owe the evaluation again
+        run.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run.ckpt_dir / EVALUATION, json.dumps({"step": run.step, "monitors": run.monitors}))
     if dist.is_main and logged:
         for k, v in logged.items():
             run.writer.add_scalar(f"monitor/{k}", v, run.step)
         with run.metrics_path.open("a") as f:
             f.write(json.dumps({"step": run.step, "epoch": epoch, "eval": logged}) + "\n")
+
+
+EVALUATION = "evaluation.json"  # beside the checkpoints: the step of the last end-of-epoch evaluation, its monitors
+
+
+def read_evaluation(ckpt_dir: Path) -> dict[str, Any] | None:
+    """What :func:`evaluate_epoch` last recorded in ``ckpt_dir``; None when nothing (or a file from before it)."""
+    try:
+        doc = json.loads((ckpt_dir / EVALUATION).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("step"), int) else None
 
 
 def owes_evaluation(run: PretrainRun, steps_per_epoch: int) -> bool:
@@ -338,8 +353,6 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             raise ConfigError(f"--resume: {out_dir} was trained with other settings ({'; '.join(changes)}); resume "
                               "with its settings (its config.yaml), or start again with --fresh or another --out")
     precision = resolve_precision(cfg.pretrain.precision, dist.device)
-    if dist.is_main:
-        save_config(cfg, out_dir)
 
     # ---- loaders ------------------------------------------------------------------------------------
     loader = build_pretrain_loader(cfg, cfg.data.shards, dist.rank, dist.world_size, dist.device, split="pretrain")
@@ -363,29 +376,34 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     # ---- engine ---------------------------------------------------------------------------------------
     engine, optimizer, _, _ = deepspeed.initialize(model=step_module, optimizer=optimizer,
                                                    config=deepspeed_config(cfg, dist.world_size, precision))
-    writer = None
-    if dist.is_main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out_dir / "tensorboard"))
     run = PretrainRun(cfg, dist, engine, optimizer,
               autocast(precision, dist.device),
               precision, peak_lr, total_steps, total_steps if max_steps is None else min(total_steps, max_steps),
-              cfg.pretrain.micro_batch or loader.batch_size, out_dir, writer, StopRequested(dist.device))
+              cfg.pretrain.micro_batch or loader.batch_size, out_dir, None, StopRequested(dist.device))
 
     # ---- resume -------------------------------------------------------------------------------------
     resumed = bool(resume and latest_tag(run.ckpt_dir))
     if resumed:
         client = load_engine(engine, run.ckpt_dir)
+        if client.get("precision", precision) != precision:  # `auto` resolves by device: a GPU job resumed on CPU
+            raise ConfigError(f"--resume: {run.ckpt_dir} was trained in {client['precision']}, and this start runs "
+                              f"{precision}; set pretrain.precision={client['precision']}")
         run.step = int(client["step"])
         run.monitors, run.evaluated = client.get("monitors"), int(client.get("evaluated", -1))
-        run.saved = (run.step, run.evaluated)
+        run.saved = run.step
+        done = read_evaluation(run.ckpt_dir)  # the checkpoint was saved before its epoch's monitors ran
+        if done is not None and done["step"] == run.step:
+            run.monitors, run.evaluated = done["monitors"], run.step
         if dist.is_main:
             print(f"[pretrain] resumed from {run.ckpt_dir / latest_tag(run.ckpt_dir)} at step {run.step} "
                   f"(saved with world size {client.get('world_size')}, now {dist.world_size})")
     elif resume and dist.is_main:
         print(f"[pretrain] note: no checkpoint in {run.ckpt_dir} to resume from: starting at step 0")
-    if dist.is_main:
+    if dist.is_main:  # the run is accepted: its config and logs are written from here on
+        from torch.utils.tensorboard import SummaryWriter
+
+        save_config(cfg, out_dir)
+        run.writer = SummaryWriter(str(out_dir / "tensorboard"))
         print(f"[pretrain] method {cfg.method}, model {cfg.model_preset} ({cfg.model.encoder.arch}), "
               f"{loader.kind} loader, {precision}, world {dist.world_size} on {dist.device.type}")
         print(f"[pretrain] {loader.table.num_rows} anchor shots, {cfg.pretrain.effective_batch} windows per step "
@@ -406,7 +424,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             if owes_evaluation(run, steps_per_epoch):  # an epoch ended, here or before a stop or crash
                 evaluate_epoch(run, model, run.step // steps_per_epoch)
             due = run.step % cfg.pretrain.checkpoint_every == 0 or run.step == run.last_step
-            if run.step and due and run.saved != (run.step, run.evaluated):  # with the evaluation in it
+            if run.step and due and run.saved != run.step:  # after the evaluation: it holds the monitors
                 run.checkpoint()
             if run.step >= run.last_step:
                 break
@@ -423,7 +441,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             else:
                 export_weights(model, export, to_dict(cfg), {"step": run.step, "method": cfg.method,
                                                              **label_free_record(run.monitors)})
-            writer.close()
+            run.writer.close()
             write_run_state(out_dir, "stopped" if run.stopped else "done", run.step, run.last_step, run.stop.signum)
             print(f"[pretrain] {'stopped' if run.stopped else 'done'} at step {run.step}; weights in {export}")
         barrier()
