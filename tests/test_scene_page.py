@@ -69,8 +69,10 @@ def test_scene_page_shows_scenes_json_and_seeks(models, chromium, tmp_path):
 
 SEEN = """(async () => { const v = document.getElementById('video');
     if (v.readyState < 2) await new Promise(r => v.addEventListener('loadeddata', r, {once: true}));
+    const shown = new Promise(r => { v.requestVideoFrameCallback(() => r()); setTimeout(r, 3000); });
     document.querySelectorAll('.row')[%d].click();
     await new Promise(r => v.addEventListener('seeked', r, {once: true}));
+    await shown;  // the frame sought is on screen (seeked can come before it is painted)
     const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
     const g = c.getContext('2d'); g.drawImage(v, 0, 0);
     return {t: v.currentTime, rgb: [...g.getImageData(100, 40, 1, 1).data.slice(0, 3)]}; })()"""

@@ -71,7 +71,9 @@ document.getElementById("summary").textContent =
   (doc.boundary_head ? ` (${doc.boundary_head} head)` : "") + (doc.scorer ? ` (${doc.scorer})` : "");
 // scenes.json counts time from the first frame; the player counts on the file's own clock, which may start later
 const t0 = doc.media_start || 0, now = () => video.currentTime - t0;
-function seekScene(i) { const s = scenes[Math.max(0, Math.min(scenes.length - 1, i))]; video.currentTime = t0 + s.start; mark(); }
+// half a millisecond into the scene's first frame: a seek to its exact start can round to the frame before
+function seekScene(i) {
+  const s = scenes[Math.max(0, Math.min(scenes.length - 1, i))]; video.currentTime = t0 + s.start + 5e-4; mark(); }
 function sceneAt(t) { let i = 0; while (i + 1 < scenes.length && scenes[i + 1].start <= t + 1e-6) i++; return i; }
 scenes.forEach((s, i) => {
   const seg = document.createElement("div");
