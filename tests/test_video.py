@@ -210,6 +210,9 @@ def test_segment_features_says_what_is_wrong_with_its_input(models):
     doc = seg.segment_features(good).to_json() | {"nominal_fps": 25.0, "video": "a\nb.mp4"}
     edl = write_edl(models["segmenter"].parent / "t.edl", doc, "a\nb.mp4").read_text().splitlines()
     assert edl[0] == "TITLE: a b.mp4" and all(EDL_EVENT.match(x) for x in edl if x[:3].isdigit())
+    doc["video"] = "/films/Café 日本.mp4"  # CMX3600 is ASCII: accents dropped, other letters as _
+    edl = write_edl(models["segmenter"].parent / "t.edl", doc, "Café 日本").read_text()
+    assert edl.isascii() and edl.startswith("TITLE: Cafe __\n") and "* FROM CLIP NAME: Cafe __.mp4\n" in edl
 
 
 def test_edl_timecodes_count_frames_at_the_nominal_rate():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,11 +117,18 @@ def write_csv(path: Path, doc: dict[str, Any]) -> Path:
     return write_atomic(path, buf.getvalue())
 
 
+def edl_text(text: str) -> str:
+    """``text`` as CMX3600 takes it: one line of ASCII (accents dropped, other letters as ``_``), whatever a file's
+    name holds."""
+    text = unicodedata.normalize("NFKD", " ".join(text.split()))
+    return "".join(c if c.isascii() else "" if unicodedata.combining(c) else "_" for c in text)
+
+
 def write_edl(path: Path, doc: dict[str, Any], title: str) -> Path:
     """A CMX3600 EDL: one cut event per scene, source and record timecodes equal (the scenes laid end to end).
     Timecodes count frames at the nominal rate; each is the scene's presentation time, so VFR files cut right."""
-    fps, name = doc["nominal_fps"], Path(doc["video"]).name
-    title = " ".join(title.split())  # one line, whatever the file's name holds
+    fps, name = doc["nominal_fps"], edl_text(Path(doc["video"]).name)
+    title = edl_text(title)
     lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME",
              f"* timecodes count frames at the nominal rate, {fps:.6g} fps, labelled at {round(fps)}, from the frames' "
              "presentation times", ""]
