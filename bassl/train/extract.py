@@ -103,10 +103,10 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     encoder.to(dist.device)
     precision = inference_precision(resolve_precision(cfg.extract.precision, dist.device, "extract.precision"))
-    differs = [f"{k} {getattr(trained.augment, k)} (this command: {getattr(cfg.augment, k)})" for k in EVAL_TRANSFORM
-               if getattr(trained.augment, k) != getattr(cfg.augment, k)]
+    differs = [f"augment.{k} {getattr(trained.augment, k)} (this command: {getattr(cfg.augment, k)})"
+               for k in EVAL_TRANSFORM if getattr(trained.augment, k) != getattr(cfg.augment, k)]
     if differs and dist.is_main:
-        print(f"[extract] note: the images are prepared as the encoder was trained: augment.{', '.join(differs)}")
+        print(f"[extract] note: the images are prepared as the encoder was trained: {', '.join(differs)}")
     cfg = replace(cfg, augment=trained.augment)  # as segment does: the encoder's own eval transform
     # what else makes the features: a partition of another checkpoint, split, shard set or precision is done again
     inputs = json.dumps({"shards": cfg.data.shards, "precision": precision,

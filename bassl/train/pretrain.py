@@ -30,7 +30,7 @@ from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
 from bassl.models import initial_pretrain_model
-from bassl.models.weights import export_weights
+from bassl.models.weights import export_weights, load_weights
 from bassl.train.checkpoint import latest_tag, load_engine, resume_changes, save_engine
 from bassl.train.distributed import DistInfo, barrier, group_size, init_distributed, is_distributed
 from bassl.train.knn_monitor import knn_validation
@@ -301,8 +301,6 @@ def owes_evaluation(run: PretrainRun, steps_per_epoch: int) -> bool:
 
 def _exported_step(path: Path) -> int | None:
     """The step of the encoder.pt at ``path``, None when there is none."""
-    from bassl.models.weights import load_weights
-
     return int(load_weights(path).get("step", -1)) if path.is_file() else None
 
 

@@ -312,11 +312,13 @@ class IngestSummary:
 
     def describe(self) -> str:
         speed = f", {self.video_seconds / max(self.seconds, 1e-9):.1f}x real time" if self.ingested else ""
-        lines = [f"{self.videos} video(s) in {self.root} ({self.ingested} ingested, {self.kept} kept from an earlier "
-                 f"run): {self.shots} shots from {self.video_seconds / 60:.1f} min of video in {self.seconds:.1f} s{speed}"]
         if self.parts:
             lines = [f"{self.videos} video(s) in {self.root}, merged from {self.parts} parts: {self.shots} shots from "
                      f"{self.video_seconds / 60:.1f} min of video"]
+        else:
+            lines = [f"{self.videos} video(s) in {self.root} ({self.ingested} ingested, {self.kept} kept from an "
+                     f"earlier run): {self.shots} shots from {self.video_seconds / 60:.1f} min of video in "
+                     f"{self.seconds:.1f} s{speed}"]
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} (see {REPORT}), e.g. {self.skipped[0]['reason']}")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -392,8 +394,9 @@ def merge_ingest(out: str | Path) -> IngestSummary:
         got = sorted(tuple(r["part"]) for r in reports)
         raise DataError(f"{root}: the parts on disk are {got}; every part 0..N-1 of one N must finish before --merge "
                         "(run the missing ones again: finished videos are kept)")
+    records = finished_records(root)
     by_settings: dict[str, list[str]] = {}
-    for rec in finished_records(root):
+    for rec in records:
         by_settings.setdefault(json.dumps(shot_settings(rec["settings"]), sort_keys=True), []).append(rec["video_id"])
     if len(by_settings) > 1:
         sets = "; ".join(f"{', '.join(v[:3])}{' ...' if len(v) > 3 else ''}: {k}" for k, v in by_settings.items())
@@ -404,7 +407,6 @@ def merge_ingest(out: str | Path) -> IngestSummary:
                             skipped=[s for r in reports for s in r["skipped"]],
                             warnings=[w for r in reports for w in r.get("warnings", [])])
     write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings})
-    records = finished_records(root)
     summary.parts, summary.shots = len(reports), sum(r["shots"] for r in records)
     summary.video_seconds = sum(r["duration"] for r in records)
     return summary
