@@ -267,6 +267,26 @@ def test_damaged_file_keeps_the_shots_before_the_damage_with_a_warning(tmp_path,
     assert len(source.shot_timing("damaged")) >= 1
 
 
+def test_transport_stream_that_lost_packets_is_flagged_where_the_loss_is(tmp_path):
+    """A broadcast capture with reception errors: 188-byte packets lost mid-stream. FFmpeg decodes on past the loss
+    with frames missing and no error, and the length stays whole (the timestamps go on), so only the demuxer's
+    corrupt-packet flag tells; ingest warns with the time. The intact file gives no such warning."""
+    video = write_video(tmp_path / "intact.ts", [50] * 6, fmt="mpegts")  # 300 frames, 12 s
+    data = video.read_bytes()
+    packets = [data[i : i + 188] for i in range(0, len(data), 188)]
+    middle = len(packets) // 2
+    (tmp_path / "lossy.ts").write_bytes(b"".join(packets[:middle] + packets[middle + 10 :]))
+    summary, source = ingest([video, tmp_path / "lossy.ts"], tmp_path / "root")
+    intact, lossy = (json.loads((tmp_path / "root" / ".ingest" / f"{v}.json").read_text()) for v in ("intact", "lossy"))
+    assert intact["frames"] == 300 and intact["damaged_packets"] == 0 and "warning" not in intact
+    assert lossy["frames"] < 300 and lossy["duration"] == pytest.approx(12.0, abs=0.05)  # frames lost, length whole
+    assert lossy["damaged_packets"] >= 1 and "arrived damaged" in lossy["warning"] and str(tmp_path) in lossy["warning"]
+    near = [float(t) for t in lossy["warning"].split("(near ")[1].split(" s)")[0].split(", ")]
+    assert all(4.0 < t < 8.0 for t in near)  # the middle of the file
+    assert summary.warnings == [lossy["warning"]]
+    assert len(source.shot_timing("lossy")) >= 1
+
+
 def test_many_files_resume_after_an_interruption(tmp_path):
     """A directory of many small files: a second run keeps every finished video and ingests only what is new."""
     inputs = tmp_path / "in"

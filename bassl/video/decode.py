@@ -10,7 +10,7 @@ memory never depends on the video's length. Interlaced frames (TV recordings, DV
 each frame says whether it was interlaced, so a recording that opens on a progressive ident is deinterlaced where
 it turns, and a size change (SD adverts in an HD recording) builds the filter again. Timestamps that jump back by
 over a second (recordings joined end to end with ``cat``, a transport stream's clock wrapping) are read as a
-splice: time goes on from the frame before.
+splice: time goes on from the frame before. Packets the demuxer flags corrupt are counted on the frame after them.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ class Frame:
     image: np.ndarray | None  # [H, W, 3] uint8, None for a frame not asked for
     interlaced: bool = False  # decoded as two fields (and deinterlaced, unless frames(deinterlace=False))
     splice: bool = False  # its pts jumped back (recordings joined end to end): timed on from the frame before
+    damaged: int = 0  # packets the demuxer flagged corrupt since the frame before (a transport stream's lost packets)
 
 
 def video_stream(container):
@@ -110,6 +111,15 @@ def video_stream(container):
         return container.streams.best("video") or container.streams.video[0]
     except Exception:  # noqa: BLE001 - older PyAV: no best(); the first stream then
         return container.streams.video[0]
+
+
+def decoded_counting_damage(container, stream, damaged: list[int]) -> Iterator:
+    """``container.decode(stream)``, adding to ``damaged[0]`` each packet the demuxer flags corrupt. A transport
+    stream that lost packets (a broadcast capture's reception errors) decodes on past the loss without an error and
+    with frames missing; this flag is FFmpeg's one signal of it that intact files never raise."""
+    for packet in container.demux(stream):
+        damaged[0] += packet.is_corrupt
+        yield from packet.decode()
 
 
 def deinterlaced(decoded: Iterator, stream) -> Iterator[tuple]:
@@ -178,7 +188,8 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
             stream.thread_type = "AUTO"
             tb = float(stream.time_base) if stream.time_base else 0.0
             rate = fps or float(_rate(stream.average_rate) or _rate(stream.guessed_rate) or 25)
-            decoded = c.decode(stream)
+            damaged, seen = [0], 0  # corrupt packets read so far, and as of the frame before
+            decoded = decoded_counting_damage(c, stream, damaged)
             flagged = deinterlaced(decoded, stream) if deinterlace else ((f, f.interlaced_frame) for f in decoded)
             shift, last, step = None, 0.0, 1.0 / rate  # shift: added to pts x time base to time from the first frame
             for index, (frame, interlaced) in enumerate(flagged):
@@ -202,6 +213,7 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
                                                  interpolation=interpolation).to_ndarray()
                     if turns:
                         image = np.ascontiguousarray(np.rot90(image, turns))  # np.rot90: counter-clockwise
-                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced), splice)
+                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced), splice, damaged[0] - seen)
+                seen = damaged[0]
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

@@ -108,6 +108,8 @@ class DetectedShots:
     nominal_fps: float
     interlaced: int = 0  # of them decoded as two fields (and deinterlaced)
     splices: int = 0  # where the timestamps jumped back (recordings joined end to end)
+    damaged: int = 0  # packets the demuxer flagged corrupt (lost transport-stream packets)
+    damage_times: list[float] = field(default_factory=list)  # seconds: the frame after each run of them
 
     @property
     def vfr(self) -> bool:
@@ -129,11 +131,14 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     detector = make_detector(cfg, info.fps, info.width, info.height)
     cuts: list[int] = []
     starts_s = array("d")
-    last_duration, interlaced, splices = 0.0, 0, 0
+    last_duration, interlaced, splices, damaged, damage_times = 0.0, 0, 0, 0, []
     for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps):
         cuts += detector.process(f.index, f.image)
         starts_s.append(f.time)
         last_duration, interlaced, splices = f.duration, interlaced + f.interlaced, splices + f.splice
+        if f.damaged:
+            damaged += f.damaged
+            damage_times.append(f.time)
     count = len(starts_s)
     if count == 0:
         raise DataError(f"{path}: the video stream has no frames")
@@ -143,7 +148,8 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     ends = np.concatenate([bounds - 1, [count - 1]])
     t = frame_end_times(starts_s, last_duration, info.fps)
     return DetectedShots(np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1),
-                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps, interlaced, splices)
+                         np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps, interlaced, splices,
+                         damaged, damage_times)
 
 
 def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
@@ -158,6 +164,17 @@ def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: i
         return (f"{path}: decoded {count} of the {info.frames} frames the header counts; the file is probably damaged, "
                 "and only the shots before the damage were kept")
     return None
+
+
+def damage_warning(path: Path, damaged: int, times: list[float]) -> str | None:
+    """A transport stream that lost packets decodes on past the loss, frames missing and others broken, with no
+    error and its length whole (its timestamps go on): only the demuxer's corrupt-packet flags tell."""
+    if not damaged:
+        return None
+    at = ", ".join(f"{t:.1f}" for t in times[:5]) + (", ..." if len(times) > 5 else "")
+    return (f"{path}: {damaged} packet(s) of the video stream arrived damaged (near {at} s), as in a broadcast "
+            "recording with reception errors; frames there may be missing or broken, so a cut near those times may be "
+            "missed or found where there is none")
 
 
 def several_streams_warning(path: Path, info: VideoInfo) -> str | None:
@@ -278,12 +295,13 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     layout.write_shot_timing(vid, shots)
     warning = " ".join(w for w in (several_streams_warning(path, info), splice_warning(path, detected.splices),
+                                   damage_warning(path, detected.damaged, detected.damage_times),
                                    short_decode_warning(path, info, float(detected.times[-1, 1]), count)) if w)
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
            "duration": float(detected.times[-1, 1]), "start": info.start, "width": info.width, "height": info.height,
            "rotation": info.rotation, "codec": info.codec, "interlaced_frames": detected.interlaced,
-           "timestamp_splices": detected.splices,
+           "timestamp_splices": detected.splices, "damaged_packets": detected.damaged,
            "video_stream": [info.stream, info.streams],
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
            "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),
