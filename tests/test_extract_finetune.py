@@ -350,3 +350,22 @@ def test_centred_crn_input_subtracts_the_train_mean_and_travels_with_the_segment
     mean = np.concatenate([fm.rows(v) for v in dict.fromkeys(train)]).mean(0)  # every train shot once
     saved = load_segmenter(tmp_path / "ft" / "segmenter.pt")["boundary"]["input_mean"]
     np.testing.assert_allclose(saved.numpy(), mean, rtol=1e-5, atol=1e-6)
+
+
+def test_wrong_inputs_are_reported_before_deepspeed_starts(models, tmp_path):
+    """A wrong path is the commonest first mistake: each command names it before DeepSpeed is imported (seconds, and
+    its log lines ahead of the error). Run in a fresh process, since this one has DeepSpeed loaded already."""
+    missing = tmp_path / "missing"
+    script = f"""
+import sys
+from bassl.cli import main
+for argv in (["pretrain", "--out", "{tmp_path}/run", "data.shards={missing}"],
+             ["extract", "--weights", "{models['encoder']}", "--out", "{tmp_path}/f", "data.shards={missing}",
+              "model_preset=tiny"],
+             ["finetune", "--features", "{missing}", "--out", "{tmp_path}/ft"]):
+    print(argv[0], main(argv), "deepspeed" in sys.modules)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert run.stdout.split("\n")[:3] == ["pretrain 1 False", "extract 1 False", "finetune 1 False"], run.stderr
+    errors = run.stderr.strip().split("\n")  # one line each, naming the path, and no DeepSpeed lines before it
+    assert len(errors) == 3 and all(line.startswith("bassl ") and str(missing) in line for line in errors), errors

@@ -78,6 +78,24 @@ SEEN = """(async () => { const v = document.getElementById('video');
     return {t: v.currentTime, rgb: [...g.getImageData(100, 40, 1, 1).data.slice(0, 3)]}; })()"""
 
 
+def test_media_start_of_a_record_kept_from_before_the_field_is_probed(models, tmp_path):
+    """A work_dir kept from an older bassl holds ingest records with no "start": segmenting again reuses the record
+    and reads where the file's clock starts from the file itself, not 0."""
+    from bassl import Segmenter
+    from bassl.config import load_config
+
+    video = write_video(tmp_path / "late.mp4", [30, 25, 40], ts_offset=2.0)
+    segmenter = Segmenter.load(models["encoder"], load_config(["model_preset=tiny"]))
+    assert segmenter.segment(video, work_dir=tmp_path / "work").extra["media_start"] == pytest.approx(2.0, abs=1e-3)
+    record = tmp_path / "work" / "layout" / ".ingest" / "late.json"
+    old = json.loads(record.read_text())
+    del old["start"]
+    record.write_text(json.dumps(old))
+    again = segmenter.segment(video, work_dir=tmp_path / "work")
+    assert "start" not in json.loads(record.read_text())  # the record was reused, not written anew
+    assert again.extra["media_start"] == pytest.approx(2.0, abs=1e-3)
+
+
 def test_scene_page_seeks_to_the_scene_in_a_video_whose_clock_starts_late(models, chromium, tmp_path):
     """A recording whose first frame is stamped 2 s (the player's timeline starts there): clicking scene i shows
     scene i's picture, not the first frame's. scenes.json keeps times from the first frame and says where it is."""
