@@ -12,20 +12,15 @@ benchmarks/results/deinterlace.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from results_files import measured_on, write_results
 
 from bassl.video.decode import frames
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def encode_video(path: Path, pictures: Iterable[np.ndarray], size: tuple[int, int], options: dict[str, str],
@@ -93,13 +88,10 @@ def main() -> None:
                 assert n == args.seconds * 25, (name, n)  # every frame decoded, and flagged interlaced
                 times[name].append(s)
     plain, bwdif = float(np.median(times["plain"])), float(np.median(times["bwdif"]))
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result = {**measured_on(),
               "clip": f"720x576, 25 fps, {args.seconds} s, H.264 interlaced", "repeats": args.repeats,
               "seconds": times, "video_s_per_s": {"plain": args.seconds / plain, "bwdif": args.seconds / bwdif},
               "bwdif_over_plain": bwdif / plain}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "deinterlace.json").write_text(json.dumps(result, indent=1) + "\n")
     md = [f"# Deinterlacing cost ({result['date']}, {result['machine']})", "",
           f"`.venv/bin/python benchmarks/bench_deinterlace.py --seconds {args.seconds} --repeats {args.repeats}`: "
           f"{result['clip']}, every frame decoded and scaled to 128 px wide (shot detection's pass); median of "
@@ -108,7 +100,7 @@ def main() -> None:
           f"| plain (no deinterlacing) | {result['video_s_per_s']['plain']:.1f} | 1.00x |",
           f"| through bwdif (bassl, interlaced files) | {result['video_s_per_s']['bwdif']:.1f} | "
           f"{result['bwdif_over_plain']:.2f}x |"]
-    (RESULTS / "deinterlace.md").write_text("\n".join(md) + "\n")
+    write_results("deinterlace", result, md)
     print("\n".join(md))
 
 

@@ -14,21 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_files import measured_on, write_results
 from torch.utils.data import DataLoader, Dataset
 
 from bassl.data.features import load_features, write_feature_manifest, write_partition
 from bassl.loaders.finetune import batches
 from bassl.loaders.windows import neighbor_window
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class NpyWindows(Dataset):
@@ -102,8 +99,7 @@ def main() -> None:
     assert seen == args.windows
     npy_rate = args.windows / npy_s
     result = {
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+        **measured_on(),
         "data": f"{args.movies} movies x {args.shots} shots, {args.dim}-d float32",
         "windows": args.windows,
         "batch": args.batch,
@@ -115,9 +111,7 @@ def main() -> None:
         **{f"ratio_{d}_including_parquet_load": round(npy_s / (args.windows / r["windows_per_s"] + r["load_s"]), 1)
            for d, r in ours.items()},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "finetune_input.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "finetune_input.md").write_text(
+    write_results("finetune_input", result,
         f"# Fine-tuning input throughput ({result['date']})\n\n{result['machine']}; {result['data']}; "
         f"{args.windows} shuffled 17-shot windows, batch {args.batch}, {args.workers} DataLoader workers for the "
         f"original; ours timed over {args.passes} passes.\n\n"

@@ -23,23 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from results_files import measured_on, write_results
 
 from bassl.config import load_config, to_dict
 from bassl.synth.plan import plan_dataset
 from bassl.synth.video import render_video
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 
 
@@ -148,9 +145,7 @@ def write_memory_vs_length(result: dict) -> None:
             ten = rows[f"{command}, bound_heap={bound}, the same movie 10x"]
             lines.append(f"- {command}, bound_heap={bound}: 10x the length, "
                          f"{100 * (ten['peak_rss_mb'] / one['peak_rss_mb'] - 1):+.1f} % peak memory.")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "memory_vs_length.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "memory_vs_length.md").write_text("\n".join(lines) + "\n")
+    write_results("memory_vs_length", result, lines)
     print("\n".join(lines))
 
 
@@ -203,8 +198,6 @@ def scene_lines(result: dict) -> list[str]:
 
 
 def write_scenes_only(result: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest_scenes.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Scenes of rendered movies through `bassl segment` ({result['date']}, {result['machine']})", "",
              result["data"] + ".", "", "| movie | " + " | ".join(f"{k} AP / mIoU" for k, _ in SCENE_MODES if k in result) + " |",
              "|---|" + "---|" * sum(k in result for k, _ in SCENE_MODES)]
@@ -212,7 +205,7 @@ def write_scenes_only(result: dict) -> None:
     for vid in movies:
         lines.append(f"| {vid} | " + " | ".join(f"{result[k]['movies'][vid]['ap']:.1f} / {result[k]['movies'][vid]['miou']:.1f}"
                                                  for k, _ in SCENE_MODES if k in result) + " |")
-    (RESULTS / "ingest_scenes.md").write_text("\n".join(lines + scene_lines(result)) + "\n")
+    write_results("ingest_scenes", result, lines + scene_lines(result))
     print("\n".join(lines + scene_lines(result)))
 
 
@@ -239,8 +232,7 @@ def main() -> None:
         if not (videos / f"{m.video_id}.mp4").is_file():
             render_video(m, cfg.synth, videos / f"{m.video_id}.mp4")
     seconds = sum((int(m.shot_frames[-1, 1]) + 1) / 24 for m in plans)
-    result: dict = {"date": datetime.now().isoformat(timespec="seconds"),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result: dict = {**measured_on(),
                     "data": f"{len(plans)} synthetic movies rendered to 426x240 H.264 MP4 at 24 fps, {seconds / 60:.1f} min",
                     "video_seconds": seconds}
 
@@ -304,8 +296,6 @@ def main() -> None:
     result["segment_small"] = seg
     result.update(segment_scenes(args, plans, videos, work))
 
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Raw video ({result['date']}, {result['machine']})", "", result["data"] + ".", "",
              "| ingest | x real time |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in speed.items()]
@@ -315,7 +305,7 @@ def main() -> None:
     lines += [f"| {k} | {v['video_s']:.0f} s | {v['wall_s']:.1f} s | {v['x_realtime']:.1f} | {v['peak_rss_mb']} MB |"
               for k, v in seg.items()]
     lines += scene_lines(result)
-    (RESULTS / "ingest.md").write_text("\n".join(lines) + "\n")
+    write_results("ingest", result, lines)
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)
 

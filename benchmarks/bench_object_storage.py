@@ -14,23 +14,19 @@ Writes benchmarks/results/object_storage.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from results_files import measured_on, write_results
 from s3_server import MotoServer  # noqa: E402  (the tests' server: a real moto process on localhost)
 
 from bassl.config import load_config  # noqa: E402
 from bassl.loaders import build_pretrain_loader  # noqa: E402
 from bassl.loaders.shards import SHARD_CACHE  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def windows_per_s(cfg, source: str, steps: int) -> float:
@@ -87,13 +83,10 @@ def main() -> None:
                 print(size, row, flush=True)
     finally:
         server.stop()
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result = {**measured_on(),
               "setup": f"{args.movies + 1} synthetic movies at 216x120; bassl windows (19 images) through the torch loader "
                        f"with 2 workers, batch 16, {args.steps} steps; moto server on localhost; whole-shard cache of "
                        f"{SHARD_CACHE} shards", "by_shard_size": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "object_storage.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Shards in object storage ({result['date']}, {result['machine']})", "", result["setup"] + ".", "",
              "| shard size (shards, MB) | shards read from | windows/s | vs local disk |", "|---|---|---|---|"]
     for size, row in rows.items():
@@ -102,7 +95,7 @@ def main() -> None:
                   for k, v in row["windows_per_s"].items()]
     lines += ["", "`bassl shard --out s3://...` (build in staging, then publish): "
               + ", ".join(f"{size} shards {row['publish_s']:.1f} s" for size, row in rows.items()) + "."]
-    (RESULTS / "object_storage.md").write_text("\n".join(lines) + "\n")
+    write_results("object_storage", result, lines)
     print("\n".join(lines))
 
 

@@ -11,19 +11,15 @@ Writes benchmarks/results/pretrain.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
-from datetime import datetime
 from pathlib import Path
+
+from results_files import measured_on, write_results
 
 from bassl.config import load_config
 from bassl.sharding.run import build_shards
 from bassl.synth.generate import generate
 from bassl.train.pretrain import pretrain
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
@@ -46,18 +42,15 @@ def main() -> None:
             pretrain(cfg, tmp / f"run_{loader}", max_steps=2)  # warm-up: first steps allocate and compile
             run = pretrain(cfg, tmp / f"run_{loader}", resume=True, max_steps=2 + args.steps)
             rows[loader] = run["throughput"]
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result = {**measured_on(),
               "setup": f"{cfg.method}, {cfg.model_preset} preset ({cfg.model.encoder.arch}, {cfg.augment.image_size} px), "
                        f"effective batch {cfg.pretrain.effective_batch}, {args.steps} timed steps after 2 warm-up steps",
               "loaders": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pretrain.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Pre-training throughput ({result['date']})", "", f"{result['machine']}; {result['setup']}.", "",
              "| loader | steps/s | images/s | data-wait share |", "|---|---|---|---|"]
     for k, r in rows.items():
         lines.append(f"| {k} | {r['steps_per_s']:.3f} | {r['images_per_s']:.1f} | {100 * r['data_wait_share']:.0f} % |")
-    (RESULTS / "pretrain.md").write_text("\n".join(lines) + "\n")
+    write_results("pretrain", result, lines)
     print("\n".join(lines))
 
 

@@ -14,19 +14,15 @@ intra-op threads (default wait policy) make mid-sized ops ~40x slower than one t
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from results_files import measured_on, write_results
 from tslearn.metrics import dtw_path_from_metric
 
 from bassl.train.pseudo_boundary import pseudo_boundary
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def original(s_emb: torch.Tensor, d_emb: torch.Tensor) -> list[np.ndarray]:
@@ -70,6 +66,7 @@ def main() -> None:
     t_loop = best_of(lambda: original(s_emb, d_emb), args.repeats)
     t_batched = best_of(lambda: pseudo_boundary(s_emb, d_emb), args.repeats * 10)
     result = {
+        **measured_on(),
         "batch": args.batch,
         "tslearn_loop_ms": round(t_loop * 1e3, 3),
         "batched_ms": round(t_batched * 1e3, 3),
@@ -77,14 +74,11 @@ def main() -> None:
         "identical_results": True,
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "torch": torch.__version__,
         "timing": f"best of {args.repeats} (loop) / {args.repeats * 10} (batched) runs",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pseudo_boundary.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "pseudo_boundary.md").write_text(
-        "# Pseudo-boundaries, one batch of {batch} windows (CPU, {torch_threads} threads)\n\n"
+    write_results("pseudo_boundary", result,
+        "# Pseudo-boundaries, one batch of {batch} windows (CPU, {torch_threads} threads; {date}, {machine})\n\n"
         "| implementation | time per batch |\n|---|---|\n"
         "| original: per-sample tslearn DTW loop | {tslearn_loop_ms} ms |\n"
         "| bassl: batched exact DP | {batched_ms} ms |\n\n"

@@ -26,23 +26,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from bench_deinterlace import encode_video, write_bar_clip
 from bench_ingest import concat, timed
+from results_files import measured_on, write_results
 
 from bassl.video.clips import copy_clips, reencode_clip, reencode_clips
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 SPLIT = ("import json, sys; from pathlib import Path; from bassl.video.clips import split_clips; "
          "doc = {'frames': int(sys.argv[2]), "
@@ -108,10 +103,7 @@ def split_memory(seconds: int) -> None:
                          "clips": n // 250, "wall_s": wall, "peak_rss_mb": rss})
             print(rows[-1], flush=True)
             shutil.rmtree(Path(tmp) / f"clips_{video.stem}")
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "split_memory.json").write_text(json.dumps(result, indent=1) + "\n")
+    result = {**measured_on(), "rows": rows}
     md = [f"# --split copies: peak memory against the file's size ({result['date']}, {result['machine']})", "",
           f"`.venv/bin/python benchmarks/bench_split.py --memory --seconds {seconds}`: `split_clips` (what `bassl "
           "segment --split` calls) in a fresh process, every 10-s scene a stream copy, on a grainy 320x180 H.264 "
@@ -119,7 +111,7 @@ def split_memory(seconds: int) -> None:
           "| video | length | file | clips | wall | peak RSS |", "|---|---|---|---|---|---|"]
     md += [f"| {r['video']} | {r['seconds']:.0f} s | {r['file_mib']:.0f} MiB | {r['clips']} | {r['wall_s']:.1f} s | "
            f"{r['peak_rss_mb']} MB |" for r in rows]
-    (RESULTS / "split_memory.md").write_text("\n".join(md) + "\n")
+    write_results("split_memory", result, md)
     print("\n".join(md))
 
 
@@ -179,12 +171,9 @@ def split_sound(seconds: int, scenes: int, repeats: int) -> None:
                 shutil.rmtree(out)
         sizes = {name: film.stat().st_size / 2**20 for name, film in films.items()}
     med = {name: float(np.median(t)) for name, t in times.items()}
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "scenes": scenes,
+    result = {**measured_on(), "scenes": scenes,
               "video": f"640x360, 25 fps, {seconds} s, H.264, a keyframe at each scene; sound 48 kHz stereo",
               "file_mib": sizes, "seconds": times, "over_silent": {n: med[n] / med["silent"] for n in films}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "split_sound.json").write_text(json.dumps(result, indent=1) + "\n")
     md = [f"# --split with sound ({result['date']}, {result['machine']})", "",
           f"`.venv/bin/python benchmarks/bench_split.py --sound --seconds {seconds} --scenes {scenes} --repeats "
           f"{repeats}`: `split_clips` of {result['video']}, cut into {scenes} equal scenes, every clip a stream copy; "
@@ -193,7 +182,7 @@ def split_sound(seconds: int, scenes: int, repeats: int) -> None:
           "|---|---|---|---|---|"]
     md += [f"| {n} | {sizes[n]:.1f} MiB | {med[n]:.2f} | {seconds / med[n]:.0f} | {med[n] / med['silent']:.1f}x |"
            for n in films]
-    (RESULTS / "split_sound.md").write_text("\n".join(md) + "\n")
+    write_results("split_sound", result, md)
     print("\n".join(md))
 
 
@@ -240,13 +229,10 @@ def main() -> None:
         size = film.stat().st_size / 2**20
     med = {name: float(np.median(t)) for name, t in times.items()}
     ratios = {kind: med[f"{kind}, per clip"] / med[f"{kind}, one pass"] for kind in ("re-encode", "copy")}
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result = {**measured_on(),
               "video": f"640x360, 25 fps, {args.seconds} s, H.264, a keyframe at each scene", "scenes": args.scenes,
               "file_mib": size, "repeats": args.repeats, "seconds": times,
               "identical_clips": same, "per_clip_over_one_pass": ratios}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "split.json").write_text(json.dumps(result, indent=1) + "\n")
     md = [f"# --split clips ({result['date']}, {result['machine']})", "",
           f"`.venv/bin/python benchmarks/bench_split.py --seconds {args.seconds} --scenes {args.scenes} "
           f"--repeats {args.repeats}`: {result['video']} ({size:.1f} MiB), cut into {args.scenes} equal scenes; "
@@ -262,7 +248,7 @@ def main() -> None:
           f"| copied, the code before (`copy_clip` of 03e2180, kept in this script): every packet read, held and "
           "sorted per clip | "
           f"{med['copy, per clip']:.2f} | {ratios['copy']:.2f}x |"]
-    (RESULTS / "split.md").write_text("\n".join(md) + "\n")
+    write_results("split", result, md)
     print("\n".join(md))
 
 

@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
+
+from results_files import measured_on, write_results
 
 from bassl.config import load_config
 from bassl.synth.generate import generate
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
 _RUN = ("import json, sys, tempfile; from pathlib import Path; from bassl.config import load_config; "
         "from bassl.synth.generate import generate; d = tempfile.mkdtemp(); "
@@ -72,16 +71,13 @@ def main() -> None:
                       "keyframes_per_s": summary.keyframes_per_second, "mean_kib": summary.bytes / summary.keyframes / 1024}
         print(name, rows[name], flush=True)
     first = next(iter(rows.values()))["keyframes_per_s"]  # the baseline's, or the default size's
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "movies": args.movies + 1, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = {**measured_on(), "movies": args.movies + 1, "rows": rows}
     lines = [f"# `bassl synth` speed ({result['date']}, {result['machine']}, all cores)", "",
              f"{args.movies + 1} movies, end to end.", "", "| generator, frame size | keyframes/s | vs first row | mean JPEG |",
              "|---|---|---|---|"]
     lines += [f"| {k} | {v['keyframes_per_s']:.0f} | {v['keyframes_per_s'] / first:.2f}x | {v['mean_kib']:.1f} KiB |"
               for k, v in rows.items()]
-    (RESULTS / "synth.md").write_text("\n".join(lines) + "\n")
+    write_results("synth", result, lines)
     print("\n".join(lines))
 
 

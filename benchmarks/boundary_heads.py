@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from results_files import measured_on, write_results
 
 from bassl.config import load_config
 from bassl.data.features import load_features
@@ -29,7 +27,6 @@ from bassl.data.movienet import MovieNetSource
 from bassl.demo import DEMO_OVERRIDES
 from bassl.eval.frozen_features import feature_only_metrics
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # Learning rates chosen on val: the similarity MLP's by the demo's own finetune.base_lr=auto; a model with a CRN at
 # 1e-3, the rate auto over {1e-3, 2.5e-3} chose on val for the paper's CRN on each of the demo's seeds 0, 1 and 2
 # (README, "A short run"; one run instead of two keeps the benchmark to ~30 minutes).
@@ -135,14 +132,11 @@ def main() -> None:
     resnet50 = None
     if args.resnet50_images:
         resnet50 = resnet50_shared_direction(args.demos[0].resolve() / "movienet", args.resnet50_images)
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result = {**measured_on(),
               "command": "benchmarks/boundary_heads.py --demos " + " ".join(str(d) for d in args.demos)
                          + "".join(f" {o}" for o in args.overrides),
               "settings": [*DEMO_OVERRIDES, *args.overrides], "runs": rows, "resnet50_random_init": resnet50}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(markdown(result) + "\n")
+    write_results(args.name, result, markdown(result))
     print(markdown(result))
 
 

@@ -29,20 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from results_files import RESULTS, measured_on, write_results
 
 from bassl.config import load_config, settings_overrides
 from bassl.data.features import load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.eval.frozen_features import feature_only_metrics
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")
 CONTROL, PAPER, REINIT, PROBE = "none", "bassl_paper_head", "bassl_crn_reinit", "probe"
 ROWS = (CONTROL, *METHODS, PAPER, REINIT, PROBE)
@@ -194,19 +191,16 @@ def main() -> None:
             rows.append(run_one(base, row, seed, out))
             print(f"[compare] {row} seed {seed}: " + json.dumps({k: v for k, v in rows[-1].items()
                                                                   if k not in ("row", "seed", "lr_candidates")}), flush=True)
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU",
+    result = {**measured_on(),
               "budget": effective(base[: len(BUDGET)] + list(args.overrides)), "seeds": args.seeds,
               "test_positive_share": chance, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(rows, args.methods, chance, RESULTS / f"{args.name}.png")
     lines = [f"# Method comparison ({result['date']}, {result['machine']})", "",
              f"Seeds {args.seeds}; mean ± std over seeds; test split of the synthetic movies ({chance:.1f} % of test "
              "shots end a scene: the AP of a random score). AP..F1: fine-tuned, the lr (of the grid) "
              "and the epoch chosen on val. Budget: `" + " ".join(result["budget"]) + "`.", "",
              *table(rows, args.methods, chance)]
-    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_results(args.name, result, lines)
     print("\n".join(lines))
 
 

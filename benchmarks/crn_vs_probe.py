@@ -12,14 +12,9 @@ Writes benchmarks/results/crn_vs_probe.{json,md}.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-from datetime import datetime
-from pathlib import Path
-
 import numpy as np
 import torch
+from results_files import measured_on, write_results
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
@@ -29,7 +24,6 @@ from bassl.models import build_boundary_model
 from bassl.train.finetune import balanced_cross_entropy
 from bassl.train.similarity_probe import window_similarities
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DIM, SHOTS, K = 8, 40, 8
 
 
@@ -85,18 +79,15 @@ def main() -> None:
         rows.append({"train_movies": movies, "train_windows": movies * SHOTS, "crn_steps": steps,
                      "crn_ap": crn, "probe_ap": probe})
         print(rows[-1], flush=True)
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "rows": rows,
+    result = {**measured_on(), "rows": rows,
               "chance": 100 * 4 / SHOTS}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "crn_vs_probe.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# CRN from scratch against the similarity probe, toy windows ({result['date']})", "",
              f"Test AP on 40 held-out toy movies, mean ± std over 3 seeds; chance {result['chance']:.0f}.", "",
              "| labelled movies (windows) | CRN steps | CRN from scratch | similarity probe |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['train_movies']} ({r['train_windows']}) | {r['crn_steps']} | {np.mean(r['crn_ap']):.1f} ± "
                      f"{np.std(r['crn_ap']):.1f} | {np.mean(r['probe_ap']):.1f} ± {np.std(r['probe_ap']):.1f} |")
-    (RESULTS / "crn_vs_probe.md").write_text("\n".join(lines) + "\n")
+    write_results("crn_vs_probe", result, lines)
     print("\n".join(lines))
 
 

@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from compare_methods import BUDGET, LR_GRID, effective, prepare_movies
+from results_files import RESULTS, measured_on, write_results
 
 from bassl.config import load_config
 from bassl.data.features import load_features
 from bassl.eval.frozen_features import feature_only_metrics
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LONG = ["pretrain.epochs=21", "pretrain.monitor_every_epoch=true", "pretrain.checkpoint_every=100000"]
 FINETUNES = {  # name -> overrides; the paper's head rows need a CRN from pre-training (bassl, bassl_shotcol)
     "similarity": ["model.boundary.head=similarity", f"finetune.lr_grid={list(LR_GRID['similarity'])}"],
@@ -181,19 +178,16 @@ def main() -> None:
     if not done:
         raise SystemExit(f"no finished run of {args.methods} seeds {args.seeds} at steps {args.steps} under {out}")
     curves = {f"{m} seed {s}": read_metrics(out / m / f"seed{s}" / "pretrain" / "metrics.jsonl")[1] for m, s in done}
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "source": args.source,
+    result = {**measured_on(), "source": args.source,
               "settings": effective(base[: len(BUDGET) + len(LONG) + 1] + list(args.overrides)),
               "seeds": sorted({s for _, s in done}),
               "test_positive_share": chance, "rows": rows, "monitor_curves": curves}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, curves, RESULTS / f"{stem}.png")
     lines = [f"# Long pre-training run ({result['date']}, {result['machine']}, {args.source} movies)", "",
              f"Seeds {result['seeds']}; mean ± std over seeds; test AP on the synthetic test movies ({chance:.1f} % of test "
              "shots end a scene: the AP of a random score); the monitors on val at that step. Fine-tuning picks lr and "
              "epoch on val. Settings: `" + " ".join(result["settings"]) + "`.", "", *table(rows)]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_results(stem, result, lines)
     print("\n".join(lines))
 
 

@@ -37,11 +37,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_files import measured_on, write_results
 
 from bassl.config import config_from_dict
 from bassl.data.features import load_features
@@ -54,8 +54,6 @@ from bassl.models.weights import load_weights
 from bassl.train.label_free import pp_probability
 from bassl.train.pretext_monitor import labelled_windows, pp_self_ap, split_monitors
 from bassl.train.pseudo_boundary import pseudo_boundary
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def load_model(path: Path):
@@ -223,7 +221,8 @@ def main() -> None:
             "pp_centre_mean", "pp_edge_mean", "pp_position_share", "train_self_ap", "train_position_share",
             "evalaug_self_ap", "evalaug_position_share", "probe_self_ap", "probe_position_share", "probe_ap",
             "rule_self_ap", "rule_ap", "moved_crn", "moved_head_pp", "moved_head_cgm", "cgm_acc", "adjacent_ap"]
-    lines = [f"# What PP learns, against real boundaries ({datetime.now().isoformat(timespec='seconds')})", "",
+    result = {**measured_on(), "rows": rows}
+    lines = [f"# What PP learns, against real boundaries ({result['date']}, {result['machine']})", "",
              f"bassl encoders saved by `benchmarks/long_run.py` ({args.runs}); val movies, eval-mode features unless "
              "the column says otherwise (each column: the script's docstring). "
              "PP self AP: chance 1/17 = 5.9 %. "
@@ -231,9 +230,7 @@ def main() -> None:
              "| seed | step | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for r in sorted(rows, key=lambda r: (r["seed"], r["step"])):
         lines.append(f"| {r['seed']} | {r['step']} | " + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in keys) + " |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
-    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_results(args.name, result, lines)
     print("\n".join(lines))
 
 

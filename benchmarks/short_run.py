@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-from datetime import datetime
 from pathlib import Path
+
+from results_files import measured_on, write_results
 
 from bassl.config import load_config
 from bassl.data.features import load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.eval.frozen_features import feature_only_metrics
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DATA = ["synth.width=216", "synth.height=120", "synth.train_movies=120", "synth.val_movies=16", "synth.test_movies=16",
         "synth.pretrain_only_movies=8"]
 PRETRAIN = ["model_preset=tiny", "method=bassl", "pretrain.effective_batch=32", "pretrain.epochs=2",
@@ -85,11 +83,8 @@ def main() -> None:
                      "selected_epoch": rep["selected_epoch"], "val_ap": h[rep["selected_epoch"] - 1]["val"]["ap"],
                      "test_ap": rep["test"]["ap"], "val_curve": [x["val"]["ap"] for x in h]})
         print(rows[-1], flush=True)
-    result = {"date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU", "data": DATA, "pretrain": PRETRAIN,
+    result = {**measured_on(), "data": DATA, "pretrain": PRETRAIN,
               "features": {str(k): v for k, v in features.items()}, "finetune_runs": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "short_run.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# A short run ({result['date']}, {result['machine']})", "", "| pre-training trust | CRN | fine-tuning | "
              "lr chosen | epoch | val AP | test AP |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -98,7 +93,7 @@ def main() -> None:
     lines += ["", "| pre-training trust | adjacent AP | kNN@1 | similarity probe val / test AP |", "|---|---|---|---|"]
     for t, f in features.items():
         lines.append(f"| {t} | {f['adjacent_ap']:.1f} | {f['knn1']:.1f} | {f['probe_val_ap']:.1f} / {f['probe_test_ap']:.1f} |")
-    (RESULTS / "short_run.md").write_text("\n".join(lines) + "\n")
+    write_results("short_run", result, lines)
     print("\n".join(lines))
 
 
