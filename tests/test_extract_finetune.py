@@ -369,3 +369,19 @@ for argv in (["pretrain", "--out", "{tmp_path}/run", "data.shards={missing}"],
     assert run.stdout.split("\n")[:3] == ["pretrain 1 False", "extract 1 False", "finetune 1 False"], run.stderr
     errors = run.stderr.strip().split("\n")  # one line each, naming the path, and no DeepSpeed lines before it
     assert len(errors) == 3 and all(line.startswith("bassl ") and str(missing) in line for line in errors), errors
+
+
+def test_a_batch_the_ranks_cannot_share_is_a_config_error_before_any_work(pretrain_shards, tmp_path, monkeypatch):
+    """3 ranks cannot split a batch of 32: each stage says so by name at start-up (it used to reach a numpy reshape
+    in fine-tuning's first epoch), and checks only its own batch."""
+    from bassl.train.pretrain import pretrain
+
+    root, fdir = _finetune_layout(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as a launcher's 3 ranks would: the check comes before the rendezvous
+    with pytest.raises(ConfigError, match="finetune.effective_batch: 32 is not divisible by the world size 3"):
+        finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32"]), fdir,
+                 tmp_path / "ft")
+    with pytest.raises(ConfigError, match="pretrain.effective_batch: 8 is not divisible by the world size 3"):
+        pretrain(load_config(overrides(pretrain_shards, "pretrain.effective_batch=8", "finetune.effective_batch=32")),
+                 tmp_path / "pt")
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "pt").exists()

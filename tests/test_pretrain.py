@@ -20,16 +20,16 @@ from bassl.errors import BasslError
 from bassl.models.weights import load_weights
 from bassl.train import pretrain as pretrain_mod
 from bassl.train.checkpoint import latest_tag
-from bassl.train.distributed import free_port
-from bassl.train.pretrain import NonFiniteLoss, deepspeed_config, pretrain
+from bassl.train.distributed import deepspeed_config, free_port
+from bassl.train.pretrain import NonFiniteLoss, pretrain
 
 
 def test_deepspeed_batch_arithmetic():
-    cfg = load_config(["pretrain.micro_batch=16"])
-    ds = deepspeed_config(cfg, world=8, precision="fp32")
+    ds = deepspeed_config(256, world=8, micro_batch=16)
     assert (ds["train_batch_size"], ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (256, 16, 2)
-    ds = deepspeed_config(load_config(), world=4, precision="bf16")
-    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (64, 1)
+    ds = deepspeed_config(256, world=4, precision="bf16")
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (64, 1) and "fp16" not in ds
+    assert deepspeed_config(32, world=2, precision="fp16")["fp16"]["enabled"]  # dynamic loss scaling
 
 
 @pytest.mark.parametrize(("method", "terms"), [

@@ -350,15 +350,17 @@ class Config:
         if world_size is not None:
             self.check_world(world_size)
 
-    def check_world(self, world_size: int) -> None:
-        """Checks that depend on how many ranks the job runs on (method.md §10: per-rank batch = effective / world)."""
-        for name in ("pretrain", "finetune"):
+    def check_world(self, world_size: int, *stages: str) -> None:
+        """Checks that depend on how many ranks the job runs on (method.md §10: per-rank batch = effective / world),
+        for the stages named (``pretrain``, ``finetune``; both by default)."""
+        stages = stages or ("pretrain", "finetune")
+        for name in stages:
             eff = getattr(self, name).effective_batch
             require(eff % world_size == 0,
                     f"{name}.effective_batch: {eff} is not divisible by the world size {world_size}; "
                     f"use a multiple of {world_size} (e.g. {max(world_size, eff // world_size * world_size)})")
         micro = self.pretrain.micro_batch
-        if micro:
+        if micro and "pretrain" in stages:
             per_rank = self.pretrain.effective_batch // world_size
             require(per_rank % micro == 0,
                     f"pretrain.micro_batch: {micro} does not divide the per-rank batch {per_rank} "

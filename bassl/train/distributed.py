@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -92,3 +93,25 @@ def barrier() -> None:
     """Wait for every rank; nothing to wait for in a one-rank run."""
     if is_distributed():
         torch.distributed.barrier()
+
+
+def deepspeed_config(effective_batch: int, world: int, micro_batch: int = 0, zero_stage: int = 0,
+                     precision: str = "fp32") -> dict[str, Any]:
+    """DeepSpeed's engine settings for every stage: a global batch of ``effective_batch``, each rank's share
+    (effective / world) run in micro-batches of ``micro_batch`` (0: the whole share) = gradient accumulation; fp16
+    with dynamic loss scaling, as AMP's GradScaler (bf16 needs none); no gradient clipping (the original clips
+    nothing)."""
+    per_rank = effective_batch // world
+    micro = micro_batch or per_rank
+    ds: dict[str, Any] = {
+        "train_batch_size": effective_batch,
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": per_rank // micro,
+        "zero_optimization": {"stage": zero_stage},
+        "gradient_clipping": 0.0,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if precision == "fp16":
+        ds["fp16"] = {"enabled": True, "initial_scale_power": 16}
+    return ds

@@ -36,7 +36,15 @@ from bassl.loaders.finetune import Anchors, batches, split_anchors, window_rows
 from bassl.methods import METHODS, method_info
 from bassl.models import build_boundary_model
 from bassl.models.weights import export_segmenter, load_weights
-from bassl.train.distributed import DistInfo, barrier, group_size, init_distributed, is_distributed
+from bassl.train.distributed import (
+    DistInfo,
+    barrier,
+    deepspeed_config,
+    group_size,
+    init_distributed,
+    is_distributed,
+    world_from_env,
+)
 from bassl.train.schedule import lr_multiplier, scaled_lr
 
 SEGMENTER = "segmenter.pt"
@@ -149,12 +157,6 @@ def pretrained_export(fm: FeatureMatrix, weights: str | Path | None) -> tuple[st
 def base_lr_for(f: FinetuneConfig, method: str) -> float:
     """``finetune.base_lr``, or 0 = the spec's by method (§8.4; a baseline's for features of unknown origin)."""
     return f.base_lr or (method_info(method) if method in METHODS else METHODS["instance"]).finetune_base_lr
-
-
-def deepspeed_config(f: FinetuneConfig, world: int) -> dict[str, Any]:
-    """One micro-batch of effective/world windows per rank, no accumulation, no ZeRO (a small model)."""
-    return {"train_batch_size": f.effective_batch, "train_micro_batch_size_per_gpu": f.effective_batch // world,
-            "gradient_accumulation_steps": 1, "zero_optimization": {"stage": 0}, "steps_per_print": 10**9}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,7 +280,7 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
     lr = scaled_lr(base_lr, f.effective_batch, f.reference_batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=f.weight_decay)
     engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                                   config=deepspeed_config(f, dist.world_size))
+                                                   config=deepspeed_config(f.effective_batch, dist.world_size))
     if dist.is_main:
         crn = ("no CRN" if not model.has_crn else "CRN from pre-training" if crn_state is not None else "CRN from scratch")
         print(f"[finetune] features {data.fm.features.shape} from a {method or 'unknown'} encoder; boundary head "
@@ -316,6 +318,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     f = cfg.finetune
     data = load_data(cfg, feature_dir)  # the inputs first: a wrong path is reported before DeepSpeed's start-up
     method, export = pretrained_export(data.fm, weights)
+    cfg.check_world(world_from_env()[2], "finetune")  # and a batch the ranks cannot share
     dist: DistInfo = init_distributed(cfg.distributed.backend)
     select_on = f.select_on
     if select_on == "val" and "val" not in data.eval_splits:

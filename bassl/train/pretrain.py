@@ -32,7 +32,15 @@ from bassl.loaders.build import LoaderHandle, build_pretrain_loader
 from bassl.models import initial_pretrain_model
 from bassl.models.weights import export_weights, load_weights
 from bassl.train.checkpoint import latest_tag, load_engine, resume_changes, save_engine
-from bassl.train.distributed import DistInfo, barrier, group_size, init_distributed, is_distributed
+from bassl.train.distributed import (
+    DistInfo,
+    barrier,
+    deepspeed_config,
+    group_size,
+    init_distributed,
+    is_distributed,
+    world_from_env,
+)
 from bassl.train.knn_monitor import knn_validation
 from bassl.train.lars import build_lars
 from bassl.train.meters import Meter
@@ -57,24 +65,6 @@ class PretextModule(nn.Module):
 
     def forward(self, images: torch.Tensor, msm_mask: torch.Tensor | None, generator: torch.Generator) -> dict:
         return self.loss(self.model, images, msm_mask, generator)
-
-
-def deepspeed_config(cfg: Config, world: int, precision: str) -> dict[str, Any]:
-    """Global batch = effective; per-rank share split into micro-batches = gradient accumulation."""
-    per_rank = cfg.pretrain.effective_batch // world
-    micro = cfg.pretrain.micro_batch or per_rank
-    ds: dict[str, Any] = {
-        "train_batch_size": cfg.pretrain.effective_batch,
-        "train_micro_batch_size_per_gpu": micro,
-        "gradient_accumulation_steps": per_rank // micro,
-        "zero_optimization": {"stage": cfg.pretrain.zero_stage},
-        "gradient_clipping": 0.0,  # the original clips nothing
-        "steps_per_print": 10**9,
-        "wall_clock_breakdown": False,
-    }
-    if precision == "fp16":
-        ds["fp16"] = {"enabled": True, "initial_scale_power": 16}  # dynamic loss scaling, as AMP's GradScaler
-    return ds
 
 
 def step_seed(seed: int, rank: int, step: int, micro: int) -> int:
@@ -329,10 +319,10 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     if max_steps is not None and max_steps < 0:
         raise ConfigError(f"--max-steps {max_steps}: give 0 (the initial weights) or more steps")
     load_manifest(cfg.data.shards)  # no shards is reported before DeepSpeed's start-up (seconds, and its log lines)
+    cfg.check_world(world_from_env()[2], "pretrain")  # so is a batch the ranks cannot share
     import deepspeed
 
     dist: DistInfo = init_distributed(cfg.distributed.backend)
-    cfg.check_world(dist.world_size)
     out_dir = Path(out_dir)
     earlier = None if fresh else latest_tag(out_dir / "checkpoints")  # not read while rank 0 may be deleting it
     if earlier and not resume:
@@ -372,8 +362,9 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     optimizer = build_lars(model, cfg.optim, peak_lr)
 
     # ---- engine ---------------------------------------------------------------------------------------
-    engine, optimizer, _, _ = deepspeed.initialize(model=step_module, optimizer=optimizer,
-                                                   config=deepspeed_config(cfg, dist.world_size, precision))
+    p = cfg.pretrain
+    ds = deepspeed_config(p.effective_batch, dist.world_size, p.micro_batch, p.zero_stage, precision)
+    engine, optimizer, _, _ = deepspeed.initialize(model=step_module, optimizer=optimizer, config=ds)
     run = PretrainRun(cfg, dist, engine, optimizer,
               autocast(precision, dist.device),
               precision, peak_lr, total_steps, total_steps if max_steps is None else min(total_steps, max_steps),
