@@ -188,5 +188,5 @@ def load_manifest(location: str | Path) -> Manifest:
 def write_manifest(store: Store, data: dict) -> str:
     """Atomically (the atomic writer locally, one PUT remotely): a reader sees the old manifest or the new one,
     never a partial file. Returns where it is."""
-    store.write(MANIFEST_NAME, (json.dumps(data, indent=1) + "\n").encode())
+    store.write_json(MANIFEST_NAME, data)
     return store.url(MANIFEST_NAME)

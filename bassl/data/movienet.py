@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bassl.data.atomic import write_atomic
+from bassl.data.atomic import write_atomic, write_json
 from bassl.errors import DataError
 
 if TYPE_CHECKING:
@@ -422,8 +422,8 @@ class LayoutWriter:
                           video_info: dict[str, dict[str, Any]] | None = None) -> None:
         """``vid2idx.json`` (and ``videos.json`` when given), then ``anno.<split>.ndjson`` for every split given
         (rows from :func:`annotation_row`)."""
-        write_atomic(self.anno_root / "vid2idx.json", json.dumps(vid2idx) + "\n")
+        write_json(self.anno_root / "vid2idx.json", vid2idx, indent=None)
         if video_info is not None:
-            write_atomic(self.anno_root / VIDEO_INFO, json.dumps(video_info, indent=1) + "\n")
+            write_json(self.anno_root / VIDEO_INFO, video_info)
         for name, rows in splits.items():
             write_atomic(self.anno_root / f"anno.{name}.ndjson", "".join(json.dumps(r) + "\n" for r in rows))

@@ -12,6 +12,7 @@ is safe to use from forked DataLoader workers: each process opens its own client
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -131,6 +132,10 @@ class Store:
         else:
             with atomic_path(self.url(name)) as tmp:
                 tmp.write_bytes(data)
+
+    def write_json(self, name: str, doc: object) -> None:
+        """A JSON document as :func:`bassl.data.atomic.write_json` writes one (indent 1, ending in a newline)."""
+        self.write(name, (json.dumps(doc, indent=1) + "\n").encode())
 
     def upload(self, local: str | Path, name: str) -> None:
         """A local file as object ``name``: a single PUT, or a multipart upload that S3 shows only when complete."""

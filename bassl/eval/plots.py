@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bassl.data.atomic import atomic_path
+from bassl.eval.metrics import average_precision
 
 
 def plot_pr_curve(path: str | Path, gt: np.ndarray, prob: np.ndarray, title: str = "") -> Path:
@@ -20,10 +21,10 @@ def plot_pr_curve(path: str | Path, gt: np.ndarray, prob: np.ndarray, title: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import average_precision_score, precision_recall_curve
+    from sklearn.metrics import precision_recall_curve
 
     precision, recall, _ = precision_recall_curve(gt, prob)
-    ap = 100 * average_precision_score(gt, prob)
+    ap = average_precision(gt, prob)  # the report's own AP, so the title and report.json agree
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)
     ax.step(recall, precision, where="post", color="#1f5fa8", lw=1.8)
     ax.axhline(float(np.mean(gt)), color="grey", ls="--", lw=1, label=f"chance ({100 * np.mean(gt):.1f} % boundaries)")

@@ -22,7 +22,6 @@ others; a shot with none left, or a movie without frames, is left out whole) and
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -303,7 +302,7 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         "skipped": skipped,
         "empty_shards": [r.name for r in records if r.samples == 0],
     }
-    store.write(REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
+    store.write_json(REPORT_NAME, report)
     path = write_manifest(store, manifest)  # last: a reader finds a manifest only when everything it lists is there
     return ShardSummary(Path(out) if not store.remote else out, Path(plan.settings["source"]), shards=len(records),
                         kept=len(records), samples=manifest["num_shots"], bytes=manifest["total_bytes"],

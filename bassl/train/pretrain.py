@@ -25,7 +25,7 @@ from torch import nn
 
 from bassl.config import Config, ConfigError, config_from_dict, save_config, to_dict
 from bassl.config.typed_yaml import read_yaml
-from bassl.data.atomic import write_atomic
+from bassl.data.atomic import write_atomic, write_json
 from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
@@ -263,7 +263,7 @@ def evaluate_epoch(run: PretrainRun, model: nn.Module, epoch: int) -> None:
             logged.update({k: v for k, v in monitors.items() if k != "split"})
     if dist.is_main:  # a stop before this epoch's checkpoint is saved does not owe the evaluation again
         run.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run.ckpt_dir / EVALUATION, json.dumps({"step": run.step, "monitors": run.monitors}))
+        write_json(run.ckpt_dir / EVALUATION, {"step": run.step, "monitors": run.monitors}, indent=None)
     if dist.is_main and logged:
         for k, v in logged.items():
             run.writer.add_scalar(f"monitor/{k}", v, run.step)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bassl.data.atomic import atomic_path, write_atomic
+from bassl.data.atomic import atomic_path, write_atomic, write_json
 from bassl.video.clips import split_clips
 from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
@@ -189,7 +188,7 @@ def write_scene_files(out_dir: Path, scenes: Scenes, video_src: str | None = Non
     title = scenes.video.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "json": write_atomic(out_dir / "scenes.json", json.dumps(doc, indent=1) + "\n"),
+        "json": write_json(out_dir / "scenes.json", doc),
         "csv": write_csv(out_dir / "scenes.csv", doc),
         "edl": write_edl(out_dir / "scenes.edl", doc, title),
         "chapters": write_ffmetadata(out_dir / "scenes.ffmetadata", doc, title),
