@@ -257,6 +257,9 @@ def test_segment_names_its_scorer_and_reads_segmenters_from_before_boundary_head
     assert main(["segment", video, "--model", str(models["legacy"]), "--out", str(tmp_path / "l")]) == 0
     assert "head paper" in capsys.readouterr().out
     assert json.loads((tmp_path / "l" / "scenes.json").read_text())["boundary_head"] == "paper"
+    from bassl.models.weights import load_segmenter  # the one reader: the tests' view is the product's
+
+    assert load_segmenter(models["legacy"])["config"]["model"]["boundary"] == {"head": "paper"}
 
 
 def test_segment_warns_when_the_training_free_score_was_better_on_val():

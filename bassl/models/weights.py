@@ -89,11 +89,33 @@ def export_segmenter(path: str | Path, boundary_model: nn.Module, config: dict[s
     return path
 
 
-def load_segmenter(path: str | Path) -> dict[str, Any]:
-    """Read a segmenter written by ``bassl finetune`` (without unpickling any object)."""
-    doc = read_model_file(path, "`bassl finetune` writes segmenter.pt into its output directory (and `bassl demo` "
-                                "leaves one at <demo out>/segmenter.pt)")
+def _segmenter(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """A segmenter document as the current code reads it: one from before ``model.boundary`` existed scored with the
+    paper's CRN head, and its config now says so."""
     if doc.get("format") != SEGMENTER_FORMAT:
         raise DataError(f"{path}: format {doc.get('format')!r}, expected {SEGMENTER_FORMAT!r} (a segmenter.pt from "
                         "`bassl finetune`)")
+    saved = doc["config"]
+    if "boundary" not in saved.get("model", {}):
+        doc = {**doc, "config": {**saved, "model": {**saved.get("model", {}), "boundary": {"head": "paper"}}}}
     return doc
+
+
+def load_segmenter(path: str | Path) -> dict[str, Any]:
+    """Read a segmenter written by ``bassl finetune`` (without unpickling any object)."""
+    return _segmenter(read_model_file(path, "`bassl finetune` writes segmenter.pt into its output directory (and "
+                                            "`bassl demo` leaves one at <demo out>/segmenter.pt)"), path)
+
+
+def load_model_file(path: str | Path, missing: str, unreadable: str = "") -> dict[str, Any]:
+    """A segmenter (as :func:`load_segmenter` reads it) or an encoder export in the segmenter's shape
+    (``{"format", "encoder": {"config", "state"}, "crn", "head_pp", "label_free"}``): what ``bassl segment``
+    runs. ``missing`` and ``unreadable`` as for :func:`read_model_file`."""
+    doc = read_model_file(path, missing, unreadable)
+    fmt = doc.get("format")
+    if fmt == SEGMENTER_FORMAT:
+        return _segmenter(doc, path)
+    if fmt == FORMAT and "encoder" in doc:
+        return {"format": FORMAT, "encoder": {"config": doc["config"], "state": doc["encoder"]},
+                **{k: doc[k] for k in ("crn", "head_pp", "label_free") if k in doc}}
+    raise DataError(f"{path}: format {fmt!r}; expected a segmenter.pt ({SEGMENTER_FORMAT}) or an encoder.pt ({FORMAT})")

@@ -40,8 +40,7 @@ from bassl.loaders.windows import neighbor_window
 from bassl.memory import bound_heap
 from bassl.models.boundary_model import build_boundary_model
 from bassl.models.encoder import build_encoder
-from bassl.models.weights import FORMAT as WEIGHTS_FORMAT
-from bassl.models.weights import SEGMENTER_FORMAT, read_model_file
+from bassl.models.weights import SEGMENTER_FORMAT, load_model_file
 from bassl.sharding.run import build_shards
 from bassl.train.extract import encode_shots
 from bassl.train.finetune import predict
@@ -52,21 +51,15 @@ from bassl.video.scene_files import Scenes
 
 
 def load_model(path: Path) -> dict[str, Any]:
-    """A segmenter or an encoder export, read without unpickling any object; anything else is a clear error."""
-    doc = read_model_file(path, "pass a segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt from "
+    """A segmenter that holds its encoder, or an encoder export; anything else is a clear error."""
+    doc = load_model_file(path, "pass a segmenter.pt from `bassl finetune` (or `bassl demo`), or an encoder.pt from "
                                 "`bassl pretrain` for segmentation without fine-tuning",
                           "; --model takes a segmenter.pt (`bassl finetune`, `bassl demo`) or an encoder.pt "
                           "(`bassl pretrain`, `bassl import-checkpoint`); the video comes first, on its own")
-    fmt = doc.get("format")
-    if fmt == SEGMENTER_FORMAT:
-        if doc.get("encoder") is None:
-            raise DataError(f"{path}: this segmenter holds no encoder (its features' encoder.pt was missing when it "
-                            "was fine-tuned); run `bassl finetune --weights ENCODER.pt` again")
-        return doc
-    if fmt == WEIGHTS_FORMAT and "encoder" in doc:
-        return {"format": WEIGHTS_FORMAT, "encoder": {"config": doc["config"], "state": doc["encoder"]},
-                **{k: doc[k] for k in ("crn", "head_pp", "label_free") if k in doc}}
-    raise DataError(f"{path}: format {fmt!r}; expected a segmenter.pt ({SEGMENTER_FORMAT}) or an encoder.pt ({WEIGHTS_FORMAT})")
+    if doc["format"] == SEGMENTER_FORMAT and doc.get("encoder") is None:
+        raise DataError(f"{path}: this segmenter holds no encoder (its features' encoder.pt was missing when it "
+                        "was fine-tuned); run `bassl finetune --weights ENCODER.pt` again")
+    return doc
 
 
 def scorer_line(mode: dict[str, Any]) -> str:
@@ -102,10 +95,7 @@ class Segmenter:
         self.encoder.to(device).eval()
         self.fine_tuned = model["format"] == SEGMENTER_FORMAT
         if self.fine_tuned:
-            saved = model["config"]
-            if "boundary" not in saved.get("model", {}):  # a segmenter from before model.boundary: the paper's head
-                saved = {**saved, "model": {**saved.get("model", {}), "boundary": {"head": "paper"}}}
-            self.boundary_cfg = config_from_dict(saved, source=str(path))
+            self.boundary_cfg = config_from_dict(model["config"], source=str(path))
             self.boundary = build_boundary_model(self.boundary_cfg, self.encoder.feature_dim)
             self.boundary.load_state_dict(model["boundary"], strict=True)
             self.boundary.to(device).eval()
