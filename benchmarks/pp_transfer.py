@@ -43,26 +43,16 @@ import numpy as np
 import torch
 from results_files import measured_on, write_results
 
-from bassl.config import config_from_dict
 from bassl.data.features import load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.eval.metrics import average_precision
 from bassl.loaders.build import build_pretrain_loader
 from bassl.loaders.windows import neighbor_window
-from bassl.models import build_pretrain_model, initial_pretrain_model
-from bassl.models.weights import load_weights
+from bassl.models import initial_pretrain_model
+from bassl.models.weights import load_pretrain_model
 from bassl.train.label_free import pp_probability
 from bassl.train.pretext_monitor import labelled_windows, pp_self_ap, split_monitors
 from bassl.train.pseudo_boundary import pseudo_boundary
-
-
-def load_model(path: Path):
-    doc = load_weights(path)
-    cfg = config_from_dict(doc["config"], source=str(path))
-    model = build_pretrain_model(cfg)
-    for name, module in model.named_children():
-        module.load_state_dict(doc[name], strict=True)
-    return model.eval(), cfg
 
 
 @torch.no_grad()
@@ -193,7 +183,7 @@ def main() -> None:
     rows = []
     for enc in sorted(args.runs.glob("bassl/seed*/step*/encoder.pt")):
         at = enc.parent
-        model, cfg = load_model(enc)
+        model, cfg = load_pretrain_model(enc)
         fm = load_features(at / "features")
         source = MovieNetSource.from_config(cfg.data)
         movies = {v: fm.rows(v) for v in source.split("val")}

@@ -90,7 +90,7 @@ def test_extraction_and_finetuning_on_the_device(pretrain_shards, tmp_path):
 
     run = pretrain(load_config(overrides(pretrain_shards, "pretrain.epochs=1", f"pretrain.loader={LOADER}")),
                    tmp_path / "pt")
-    from bassl.train.extract import load_encoder
+    from bassl.models.weights import load_encoder
 
     encoder, _ = load_encoder(run["export"], DEVICE)
     cfg = load_config(overrides(pretrain_shards, f"pretrain.loader={LOADER}"))

@@ -15,8 +15,7 @@ from bassl.config import ConfigError, load_config
 from bassl.methods import method_info
 from bassl.models import build_encoder, build_pretrain_model
 from bassl.models.official_checkpoint import CheckpointError, import_official_checkpoint, our_name
-from bassl.models.weights import load_weights
-from bassl.train.extract import load_encoder
+from bassl.models.weights import load_encoder, load_pretrain_model, load_weights
 
 SENTINEL_NAME = "unpickled.txt"
 
@@ -83,6 +82,11 @@ def test_import_round_trip_loads_every_tensor_and_runs_nothing(tmp_path):
     reference = build_encoder(cfg.model.encoder)
     reference.load_state_dict({k[len("shot_encoder."):]: v for k, v in official.items() if k.startswith("shot_encoder.")})
     torch.testing.assert_close(encoder(x), reference.eval()(x), rtol=0, atol=0)
+    model, _ = load_pretrain_model(dst)  # the whole model: every part of the file, every tensor as it was
+    assert {n for n, _ in model.named_children()} == set(parts)
+    for part in parts:
+        for k, v in getattr(model, part).state_dict().items():
+            assert torch.equal(v, doc[part][k]), (part, k)
 
     torch.load(src, weights_only=False)  # the trap is live: a plain unpickle does run it
     assert (tmp_path / SENTINEL_NAME).exists()

@@ -15,8 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from bassl.config import Config, config_from_dict
 from bassl.data.atomic import atomic_path
 from bassl.errors import DataError
+from bassl.models.encoder import ShotEncoder, build_encoder
+from bassl.models.pretrain_model import PretrainModel, build_pretrain_model
 
 FORMAT = "bassl-weights-1"
 
@@ -68,6 +71,33 @@ def load_weights(path: str | Path) -> dict[str, Any]:
     if "encoder" not in doc:
         raise DataError(f"{path}: no 'encoder' weights inside; expected a bassl export")
     return doc
+
+
+def encoder_from(config: dict[str, Any], state: dict[str, Any], source: str) -> tuple[ShotEncoder, Config]:
+    """The encoder a file holds, built from the config stored with it (so the architecture always matches), on the
+    CPU in eval mode, with that config."""
+    trained = config_from_dict(config, source=source)
+    encoder = build_encoder(trained.model.encoder, initialise=False)
+    encoder.load_state_dict(state, strict=True)
+    return encoder.eval(), trained
+
+
+def load_encoder(path: str | Path, device: torch.device) -> tuple[ShotEncoder, Config]:
+    """The encoder of an export (``encoder.pt``) on ``device``, and the config it was trained with."""
+    doc = load_weights(path)
+    encoder, trained = encoder_from(doc["config"], doc["encoder"], str(path))
+    return encoder.to(device), trained
+
+
+def load_pretrain_model(path: str | Path) -> tuple[PretrainModel, Config]:
+    """The whole pre-trained model of an export (encoder, CRN, pretext heads: the inverse of
+    :func:`export_weights`) on the CPU in eval mode, and its config; for studies of what the heads learned."""
+    doc = load_weights(path)
+    trained = config_from_dict(doc["config"], source=str(path))
+    model = build_pretrain_model(trained)
+    for name, module in model.named_children():
+        module.load_state_dict(doc[name], strict=True)
+    return model.eval(), trained
 
 
 SEGMENTER_FORMAT = "bassl-segmenter-1"

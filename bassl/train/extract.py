@@ -20,12 +20,11 @@ import torch.distributed as tdist
 from torch import nn
 from tqdm import tqdm
 
-from bassl.config import Config, config_from_dict, save_config, to_dict
+from bassl.config import Config, save_config, to_dict
 from bassl.data.features import metadata_for, partition_done, write_feature_manifest, write_partition
 from bassl.loaders.build import build_eval_loader
 from bassl.loaders.shards import open_shots
-from bassl.models.encoder import build_encoder
-from bassl.models.weights import load_weights
+from bassl.models.weights import load_encoder
 from bassl.train.distributed import DistInfo, barrier, init_distributed
 from bassl.train.precision import autocast, inference_precision, resolve_precision
 
@@ -81,15 +80,6 @@ def movie_features(vids: list[str], shots: np.ndarray, feats: np.ndarray) -> dic
         rows = np.flatnonzero(vid_arr == vid)
         out[vid] = feats[rows[np.argsort(shots[rows], kind="stable")]]
     return out
-
-
-def load_encoder(weights: str | Path, device: torch.device) -> tuple[nn.Module, Config]:
-    """The encoder of an export, built from the config stored with it (so the architecture always matches)."""
-    doc = load_weights(weights)
-    trained = config_from_dict(doc["config"], source=str(weights))
-    encoder = build_encoder(trained.model.encoder, initialise=False)
-    encoder.load_state_dict(doc["encoder"], strict=True)
-    return encoder.to(device).eval(), trained
 
 
 EVAL_TRANSFORM = ("image_size", "eval_resize", "mean", "std")  # the augment keys extraction's images depend on

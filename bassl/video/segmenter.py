@@ -39,8 +39,7 @@ from bassl.loaders.build import resolve_device
 from bassl.loaders.windows import neighbor_window
 from bassl.memory import bound_heap
 from bassl.models.boundary_model import build_boundary_model
-from bassl.models.encoder import build_encoder
-from bassl.models.weights import SEGMENTER_FORMAT, load_model_file
+from bassl.models.weights import SEGMENTER_FORMAT, encoder_from, load_model_file
 from bassl.sharding.run import build_shards
 from bassl.train.extract import encode_shots
 from bassl.train.finetune import predict
@@ -89,10 +88,8 @@ class Segmenter:
 
     def __init__(self, model: dict[str, Any], path: Path, cfg: Config, device: torch.device) -> None:
         self.path, self.cfg, self.device = Path(path), cfg, device
-        self.encoder_cfg = config_from_dict(model["encoder"]["config"], source=str(path))
-        self.encoder = build_encoder(self.encoder_cfg.model.encoder, initialise=False)
-        self.encoder.load_state_dict(model["encoder"]["state"], strict=True)
-        self.encoder.to(device).eval()
+        self.encoder, self.encoder_cfg = encoder_from(model["encoder"]["config"], model["encoder"]["state"], str(path))
+        self.encoder.to(device)
         self.fine_tuned = model["format"] == SEGMENTER_FORMAT
         if self.fine_tuned:
             self.boundary_cfg = config_from_dict(model["config"], source=str(path))
