@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bassl.config import Config, ConfigError, dump_config, load_config, save_config
+from bassl.config import Config, ConfigError, load_config, save_config
 from bassl.errors import BasslError
 
 Command = Callable[[argparse.Namespace, Config], int]
@@ -90,9 +90,7 @@ def _shard_args(p: argparse.ArgumentParser) -> None:
 
 @command("shard", "pack keyframes into WebDataset tar shards with DALI indexes and a manifest (resumable)", _shard_args)
 def _shard(args: argparse.Namespace, cfg: Config) -> int:
-    from dataclasses import replace
-
-    from bassl.data.storage import Store, is_remote
+    from bassl.data.storage import is_remote
     from bassl.sharding.run import build_shards, merge_shards, parse_part
 
     if args.workers < 0:
@@ -100,14 +98,11 @@ def _shard(args: argparse.Namespace, cfg: Config) -> int:
     out = args.out or cfg.data.shards
     out = out if is_remote(out) else str(Path(out).expanduser().resolve())
     if args.merge:
-        summary = merge_shards(out, source_root=args.source)
-    else:
+        summary = merge_shards(out, source_root=args.source, cfg=cfg)
+    else:  # config.yaml is written with the manifest, not per part: parts sharing a directory would race on it
         summary = build_shards(cfg, args.source, out, shard_bytes=args.shard_size, workers=args.workers,
                                part=parse_part(args.part), on_error=args.on_error, progress=not args.no_progress,
                                staging=args.staging)
-    if summary.manifest:  # not per part: array tasks sharing a directory would race on the file
-        resolved = replace(cfg, data=replace(cfg.data, root=str(summary.source), shards=out))
-        Store(out).write("config.yaml", dump_config(resolved).encode())
     print(summary.describe())
     return 0
 

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from builders import SHARD_BYTES, overrides
 from s3_server import FaultProxy, MotoServer
 
 from bassl.config import load_config
+from bassl.data.storage import Store
 from bassl.errors import DataError
 from bassl.loaders import build_pretrain_loader
 from bassl.loaders.shards import open_shots
@@ -63,6 +65,8 @@ def test_remote_shards_hold_the_local_samples_byte_for_byte(published, s3_env, f
     assert remote.num_shots.tolist() == local.num_shots.tolist() and (remote.offset == local.offset).all()
     assert all_bytes(remote) == all_bytes(local)
     assert open_shots(URL, "test").movie_ids == open_shots(str(published), "test").movie_ids
+    saved = yaml.safe_load(Store(URL).read("config.yaml"))  # the settings that built them, beside the manifest
+    assert saved["data"]["shards"] == URL and saved["data"]["root"] == str((published.parent / "movienet").resolve())
 
 
 @pytest.mark.parametrize("kind", ["torch", "dali"])

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from bassl.cli import main as cli_main
-from bassl.config import load_config
+from bassl.config import load_config, load_saved_config
 from bassl.data import atomic
 from bassl.data.manifest import load_manifest
 from bassl.data.shard_format import index_text, jpeg_problem, ustar_header
@@ -174,6 +174,8 @@ def test_manifest_lists_every_shot_once_in_order(source, reference):
     assert m.num_shots() == sum(MOVIES.values()) == sum(sh.samples for sh in m.shards)
     assert m.data["num_shards"] == len(m.shards) == len(list(reference.glob("*.tar")))
     m.verify(checksums=True)
+    saved = load_saved_config(reference)  # written with the manifest by the API too, not only by the command
+    assert saved.data.root == str(source.resolve()) and saved.data.shards == str(reference)
     # a movie straddles shards only when it is larger than one shard
     spans = {v: info["shards"] for v, info in m.movies.items()}
     assert len(spans["tt0000002"]) > 1

@@ -17,6 +17,7 @@ from bassl.config.compose import (
     config_from_dict,
     dump_config,
     load_config,
+    load_saved_config,
     save_config,
     settings_overrides,
 )
@@ -42,11 +43,12 @@ from bassl.config.schema import (
     VideoConfig,
     WindowConfig,
 )
-from bassl.config.typed_yaml import ConfigError, parse_override, to_dict
+from bassl.config.typed_yaml import ConfigError, dotted_leaves, parse_override, to_dict
 
 __all__ = [
     "AugmentConfig", "BoundaryConfig", "BoundaryHead", "CRNConfig", "CompatConfig", "Config", "ConfigError", "DataConfig",
     "DistributedConfig", "EncoderConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "HeadConfig", "LossConfig",
     "ModelConfig", "OptimConfig", "PretrainConfig", "SynthConfig", "VideoConfig", "WindowConfig", "available_presets",
+    "dotted_leaves", "load_saved_config",
     "config_from_dict", "dump_config", "load_config", "parse_override", "save_config", "settings_overrides", "to_dict",
 ]

@@ -11,8 +11,9 @@ from typing import Any, Literal
 import yaml
 
 from bassl.config.schema import Config
-from bassl.config.typed_yaml import ConfigError, build, merge, nest, parse_override, read_yaml, to_dict
+from bassl.config.typed_yaml import ConfigError, build, dotted_leaves, merge, nest, parse_override, read_yaml, to_dict
 from bassl.data.atomic import write_atomic
+from bassl.data.storage import Store, is_remote
 from bassl.methods import METHOD_NAMES
 
 
@@ -30,11 +31,7 @@ def settings_overrides(name: str) -> list[str]:
     def text(v: Any) -> str:  # what parse_override reads back as v: plain where YAML keeps it, else JSON
         return v if isinstance(v, str) and yaml.safe_load(v) == v else json.dumps(v)
 
-    def flat(d: dict[str, Any], prefix: str) -> list[str]:
-        return [o for k, v in d.items()
-                for o in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={text(v)}"])]
-
-    return flat(read_yaml(package_yaml(f"{name}.yaml")), "")
+    return [f"{k}={text(v)}" for k, v in dotted_leaves(read_yaml(package_yaml(f"{name}.yaml"))).items()]
 
 
 def load_config(
@@ -87,9 +84,19 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def save_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> Path:
-    """Write the resolved config next to an output, atomically."""
-    return write_atomic(Path(directory) / name, dump_config(cfg))
+def save_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> str:
+    """Write the resolved config next to an output, atomically (a local folder, or a store's URL: one PUT)."""
+    if is_remote(directory):
+        store = Store(directory)
+        store.write(name, dump_config(cfg).encode())
+        return store.url(name)
+    return str(write_atomic(Path(directory) / name, dump_config(cfg)))
+
+
+def load_saved_config(directory: str | Path, name: str = "config.yaml") -> Config:
+    """The config :func:`save_config` wrote into ``directory`` (keys added to bassl since take their default)."""
+    path = Path(directory) / name
+    return config_from_dict(read_yaml(path), source=str(path))
 
 
 def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:

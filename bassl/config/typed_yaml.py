@@ -73,7 +73,15 @@ def merge(base: dict[str, Any], update: dict[str, Any], origins: dict[str, str],
                     origins[sub] = source
 
 
+def dotted_leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b.c": value}`` for every leaf of a nested dict (a config as ``to_dict`` gives it), in order."""
+    return {k: v for key, value in d.items()
+            for k, v in (dotted_leaves(value, f"{prefix}{key}.") if isinstance(value, dict)
+                         else {f"{prefix}{key}": value}).items()}
+
+
 def _leaf_keys(d: dict[str, Any], prefix: str) -> list[str]:
+    """Every dotted key under ``d``, sections included (each section after the keys inside it)."""
     keys = []
     for k, v in d.items():
         if isinstance(v, dict):

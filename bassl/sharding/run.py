@@ -26,12 +26,12 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bassl.config import Config
+from bassl.config import Config, save_config
 from bassl.data.atomic import parse_temp_name, temp_path
 from bassl.data.manifest import FORMAT, MANIFEST_NAME, VERSION, write_manifest
 from bassl.data.movienet import MovieNetSource
@@ -204,7 +204,7 @@ def build_shards(
                                on_error=on_error, progress=progress, publish=False)
         summary = publish_shards(local, Store(out_dir), summary, progress=progress)
         if part is None:  # every part built and uploaded: merge in the store
-            summary.manifest = merge_shards(summary.out_dir).manifest
+            summary.manifest = merge_shards(summary.out_dir, cfg=cfg).manifest
         return summary
     if on_error not in ON_ERROR:
         raise DataError(f"on_error {on_error!r}: choose one of {', '.join(ON_ERROR)}")
@@ -236,7 +236,7 @@ def build_shards(
                 bar.set_postfix_str(f"{summary.bytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.0f} MB/s", refresh=False)
     summary.skipped = _skipped(plan, [r for t in tasks if (r := ShardRecord.read(out / ShardRecord.file_name(t.spec)))])
     if part is None and publish:
-        summary.manifest = merge_shards(out).manifest
+        summary.manifest = merge_shards(out, cfg=cfg).manifest
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -258,8 +258,9 @@ def _skipped(plan: ShardPlan, records: list[ShardRecord]) -> list[dict]:
 # ---- merge --------------------------------------------------------------------------------------------
 
 
-def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> ShardSummary:
-    """Check that every planned shard is finished, then write ``manifest.json`` and ``shard_report.json``.
+def merge_shards(out_dir: str | Path, source_root: str | Path | None = None, cfg: Config | None = None) -> ShardSummary:
+    """Check that every planned shard is finished, then write ``manifest.json``, ``shard_report.json`` and, given
+    the ``cfg`` that built them, ``config.yaml`` (its ``data.root`` and ``data.shards`` those of this set).
 
     ``out_dir`` is the shard directory or URL. Checks sizes against the records (cheap); the sha256 of each shard
     was taken while writing it and is re-checked whenever a run resumes. ``source_root``, if given, must be the one
@@ -303,6 +304,8 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None) -> 
         "empty_shards": [r.name for r in records if r.samples == 0],
     }
     store.write_json(REPORT_NAME, report)
+    if cfg is not None:
+        save_config(replace(cfg, data=replace(cfg.data, root=plan.settings["source"], shards=str(out))), out_dir)
     path = write_manifest(store, manifest)  # last: a reader finds a manifest only when everything it lists is there
     return ShardSummary(Path(out) if not store.remote else out, Path(plan.settings["source"]), shards=len(records),
                         kept=len(records), samples=manifest["num_shots"], bytes=manifest["total_bytes"],

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch.distributed as tdist
 
+from bassl.config import dotted_leaves
 from bassl.data.atomic import write_atomic
 from bassl.errors import DataError
 from bassl.train.distributed import barrier, is_distributed
@@ -73,11 +74,7 @@ RESUME_FIXED = ("model.encoder.arch", "model.encoder.init", "model.encoder.zero_
 
 def resume_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """``key: before -> now`` for each :data:`RESUME_FIXED` setting that differs between two resolved configs."""
-    def leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        return {k: v for key, value in d.items()
-                for k, v in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}).items()}
-
-    a, b = leaves(saved), leaves(now)
+    a, b = dotted_leaves(saved), dotted_leaves(now)
     keys = sorted(a.keys() | b.keys(), key=lambda k: (k not in ("method", "seed"), k))  # the method first
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys
             if (k in ("method", "seed") or k.startswith(RESUME_FIXED)) and a.get(k) != b.get(k)]

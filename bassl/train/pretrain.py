@@ -23,8 +23,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from bassl.config import Config, ConfigError, config_from_dict, save_config, to_dict
-from bassl.config.typed_yaml import read_yaml
+from bassl.config import Config, ConfigError, load_saved_config, save_config, to_dict
 from bassl.data.atomic import write_atomic, write_json
 from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
@@ -336,7 +335,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
         (out_dir / "encoder.pt").unlink(missing_ok=True)
     barrier()  # every rank starts after the deletion
     if earlier and (out_dir / "config.yaml").is_file():  # before it is overwritten: what the checkpoint was trained by
-        saved = config_from_dict(read_yaml(out_dir / "config.yaml"), source=str(out_dir / "config.yaml"))
+        saved = load_saved_config(out_dir)
         if changes := resume_changes(to_dict(saved), to_dict(cfg)):
             raise ConfigError(f"--resume: {out_dir} was trained with other settings ({'; '.join(changes)}); resume "
                               "with its settings (its config.yaml), or start again with --fresh or another --out")
