@@ -228,16 +228,23 @@ def shot_settings(video_settings: dict[str, Any]) -> dict[str, Any]:
     return {k: video_settings.get(k) for k in SHOT_SETTINGS}
 
 
-def finished(task: IngestTask) -> dict[str, Any] | None:
-    """The record of a video this run can keep: same file (size, mtime) and settings, keyframes in place."""
+def read_record(path: Path) -> dict[str, Any] | None:
+    """An ingest record whose video's keyframes are in place (a record is written last, but a crash can leave one
+    whose keyframes a later run took away); None for none, or one cut short."""
     try:
-        rec = json.loads(ingest_record_path(task.root, task.video_id).read_text())
+        rec = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    layout = LayoutWriter(task.root)
-    same = (rec.get("version") == RECORD_VERSION and rec.get("key") == source_key(task.path)
-            and shot_settings(rec.get("settings") or {}) == shot_settings(to_dict(task.cfg)))
-    return rec if same and (layout.frames_root / task.video_id).is_dir() else None
+    root = path.parent.parent  # records are ROOT/.ingest/<video id>.json
+    return rec if (LayoutWriter(root).frames_root / rec["video_id"]).is_dir() else None
+
+
+def finished(task: IngestTask) -> dict[str, Any] | None:
+    """The record of a video this run can keep: same file (size, mtime) and settings, keyframes in place."""
+    rec = read_record(ingest_record_path(task.root, task.video_id))
+    same = rec is not None and (rec.get("version") == RECORD_VERSION and rec.get("key") == source_key(task.path)
+                                and shot_settings(rec.get("settings") or {}) == shot_settings(to_dict(task.cfg)))
+    return rec if same else None
 
 
 def ingest_one(task: IngestTask) -> IngestResult:
@@ -328,6 +335,10 @@ class IngestSummary:
     warnings: list[str] = field(default_factory=list)
     parts: int = 0  # a --merge of this many parts
 
+    def report(self) -> dict[str, Any]:
+        """``ingest_report.json`` (a part's: its ``report.part-*.json``, with ``part`` added)."""
+        return {"videos": self.videos, "skipped": self.skipped, "warnings": self.warnings}
+
     def describe(self) -> str:
         speed = f", {self.video_seconds / max(self.seconds, 1e-9):.1f}x real time" if self.ingested else ""
         if self.parts:
@@ -391,12 +402,11 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
             if not result.kept:
                 summary.video_seconds += rec["duration"]
             bar.set_postfix_str(f"{rec['video_id']}: {rec['shots']} shots", refresh=False)
-    report = {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings}
     if part is None:
         write_annotations(root)
-        write_json(root / REPORT, report)
+        write_json(root / REPORT, summary.report())
     else:
-        write_json(part_report(root, part), {**report, "part": list(part)})
+        write_json(part_report(root, part), {**summary.report(), "part": list(part)})
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -420,11 +430,11 @@ def merge_ingest(out: str | Path) -> IngestSummary:
         sets = "; ".join(f"{', '.join(v[:3])}{' ...' if len(v) > 3 else ''}: {k}" for k, v in by_settings.items())
         raise DataError(f"{root}: the parts cut shots with different video.* settings ({sets}); run the odd part(s) "
                         "again with the same overrides as the others (their videos are ingested again), then --merge")
-    write_annotations(root)
+    write_annotations(root, records)
     summary = IngestSummary(root, videos=sum(r["videos"] for r in reports),
                             skipped=[s for r in reports for s in r["skipped"]],
                             warnings=[w for r in reports for w in r.get("warnings", [])])
-    write_json(root / REPORT, {"videos": summary.videos, "skipped": summary.skipped, "warnings": summary.warnings})
+    write_json(root / REPORT, summary.report())
     summary.parts, summary.shots = len(reports), sum(r["shots"] for r in records)
     summary.video_seconds = sum(r["duration"] for r in records)
     return summary
@@ -432,21 +442,15 @@ def merge_ingest(out: str | Path) -> IngestSummary:
 
 def finished_records(root: Path) -> list[dict[str, Any]]:
     """The ingest records of the videos under ``root`` whose keyframes are in place, in file order."""
-    layout = LayoutWriter(root)
-    records = []
-    for p in sorted((root / RECORDS).glob("*.json")):
-        if p.name.startswith("report."):
-            continue
-        rec = json.loads(p.read_text())
-        if (layout.frames_root / rec["video_id"]).is_dir():
-            records.append(rec)
-    return records
+    return [rec for p in sorted((root / RECORDS).glob("*.json"))
+            if not p.name.startswith("report.") and (rec := read_record(p)) is not None]
 
 
-def write_annotations(root: Path) -> None:
-    """``anno.pretrain.ndjson``, ``vid2idx.json`` and ``videos.json`` from every finished video under ``root``."""
+def write_annotations(root: Path, records: list[dict[str, Any]] | None = None) -> None:
+    """``anno.pretrain.ndjson``, ``vid2idx.json`` and ``videos.json`` from every finished video under ``root``
+    (``records``: those :func:`finished_records` gives, when the caller has them already)."""
     layout = LayoutWriter(root)
-    records = finished_records(root)
+    records = finished_records(root) if records is None else records
     rows = [annotation_row(r["video_id"], s, r["shots"]) for r in records for s in range(r["shots"])]
     info = {r["video_id"]: {k: r[k] for k in ("fps", "nominal_fps", "vfr", "frames", "duration", "width", "height",
                                               "codec", "detector", "threshold")}
