@@ -45,7 +45,8 @@ CRN_METHODS = ("bassl", "bassl_shotcol")
 def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path, train: bool = True) -> list[dict]:
     from bassl.train.extract import extract
     from bassl.train.finetune import finetune
-    from bassl.train.pretrain import pretrain, read_metrics
+    from bassl.train.pretrain import pretrain
+    from bassl.train.run_log import read_metrics
 
     cfg = load_config([*base, f"method={method}", f"seed={seed}"])
     run = out / method / f"seed{seed}"
@@ -149,7 +150,7 @@ def plot(rows: list[dict], monitor_curves: dict[str, list[dict]], path: Path) ->
 
 
 def main() -> None:
-    from bassl.train.pretrain import read_metrics
+    from bassl.train.run_log import read_metrics
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", nargs="+", default=["bassl", "instance"])

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bassl.config import load_config
 from bassl.data.movienet import LayoutWriter, annotation_row
-from bassl.train.pretrain import read_metrics
+from bassl.train.run_log import read_metrics
 
 # A minimal valid-looking JPEG (SOI ... EOI) for layouts whose pixels nobody decodes.
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16 + b"\xff\xd9"

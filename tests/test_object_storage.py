@@ -18,7 +18,7 @@ from bassl.errors import DataError
 from bassl.loaders import build_pretrain_loader
 from bassl.loaders.shards import open_shots
 from bassl.sharding.run import build_shards
-from bassl.train.pretrain import read_metrics
+from bassl.train.run_log import read_metrics
 
 URL = "s3://bassl/shards"
 

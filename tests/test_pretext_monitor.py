@@ -18,8 +18,9 @@ from bassl.models.weights import load_weights
 from bassl.train import pretrain as pretrain_mod
 from bassl.train.label_free import choose_scorer, pp_scores
 from bassl.train.pretext_monitor import balanced_accuracy, labelled_windows, monitor_windows
-from bassl.train.pretrain import pretrain, read_metrics
+from bassl.train.pretrain import pretrain
 from bassl.train.pseudo_boundary import pseudo_boundary
+from bassl.train.run_log import read_metrics
 
 K = 2  # 5-shot windows: small enough to check by hand
 SCENES = [3, 4, 2, 5, 3, 6, 4]  # one movie of 27 shots

@@ -164,3 +164,23 @@ def test_non_finite_loss_names_step_and_term_and_saves_nothing(pretrain_shards, 
         pretrain(load_config(overrides(pretrain_shards)), tmp_path / "r")
     assert latest_tag(tmp_path / "r" / "checkpoints") == "step_00000002"  # the last good one, nothing after
     assert not (tmp_path / "r" / "encoder.pt").exists()
+
+
+def test_metrics_log_keeps_the_steps_a_resume_goes_on_from(tmp_path):
+    """A resume from step 2: the steps after it (lost with a crash, logged again) and a line cut short go; the eval
+    line of step 2 goes only when the resume owes that evaluation."""
+    from bassl.train.run_log import append_metrics, read_metrics, truncate_metrics
+
+    log = tmp_path / "metrics.jsonl"
+    for record in ({"step": 1, "total": 3.0}, {"step": 2, "total": 2.0}, {"step": 2, "epoch": 1, "eval": {"knn@1": 50.0}},
+                   {"step": 3, "total": 1.0}):
+        append_metrics(log, record)
+    with log.open("a") as f:
+        f.write('{"step": 4, "tot')  # a crash mid-line
+    truncate_metrics(log, 2)
+    assert read_metrics(log) == ([{"step": 1, "total": 3.0}, {"step": 2, "total": 2.0}],
+                                 [{"step": 2, "epoch": 1, "eval": {"knn@1": 50.0}}])
+    truncate_metrics(log, 2, drop_eval_at_step=True)
+    assert read_metrics(log) == ([{"step": 1, "total": 3.0}, {"step": 2, "total": 2.0}], [])
+    truncate_metrics(log, 0)
+    assert log.read_text() == ""

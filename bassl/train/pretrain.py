@@ -9,7 +9,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -24,7 +23,6 @@ import torch.distributed as tdist
 from torch import nn
 
 from bassl.config import Config, ConfigError, load_saved_config, save_config, to_dict
-from bassl.data.atomic import write_atomic, write_json
 from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
@@ -46,6 +44,7 @@ from bassl.train.meters import Meter
 from bassl.train.objectives import PretextLoss
 from bassl.train.precision import autocast, resolve_precision
 from bassl.train.pretext_monitor import describe, epoch_monitors
+from bassl.train.run_log import METRICS, append_metrics, read_evaluation, truncate_metrics, write_evaluation
 from bassl.train.schedule import lr_multiplier, scaled_lr
 from bassl.train.stopping import StopRequested, write_run_state
 
@@ -83,27 +82,6 @@ def check_finite(terms: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         raise NonFiniteLoss(f"non-finite loss at step {step}: {', '.join(f'{k}={means[k]}' for k in bad)}; "
                             "nothing was saved from this step. Lower optim.base_lr or check the input data")
     return means
-
-
-def _logged_step(line: str) -> float:
-    """The step of a metrics.jsonl line; a line cut short by a crash counts as after every step."""
-    try:
-        return json.loads(line)["step"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return math.inf
-
-
-def read_metrics(path: str | Path) -> tuple[list[dict[str, float]], list[dict[str, Any]]]:
-    """metrics.jsonl -> (one dict per step: ``step``, the loss terms, ``lr``; one per epoch: ``step``, ``epoch``,
-    ``eval``). A line cut short by a crash is skipped."""
-    steps, evals = [], []
-    for line in Path(path).read_text().splitlines():
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        (evals if "eval" in d else steps).append(d)
-    return steps, evals
 
 
 def check_ranks_agree(model: nn.Module, dist: DistInfo) -> None:
@@ -158,7 +136,7 @@ class PretrainRun:
 
     @property
     def metrics_path(self) -> Path:
-        return self.out_dir / "metrics.jsonl"  # one line per step: the loss curve, across resumes
+        return self.out_dir / METRICS
 
     def checkpoint(self) -> None:
         self.saved = self.step
@@ -220,8 +198,7 @@ def train_one_epoch(run: PretrainRun, loader: LoaderHandle, epoch: int) -> None:
         run.totals.add(sums, data_s, step_s, images)
         run.history.append({"step": run.step, **sums, "lr": lr})
         if dist.is_main:
-            with run.metrics_path.open("a") as f:
-                f.write(json.dumps(run.history[-1]) + "\n")
+            append_metrics(run.metrics_path, run.history[-1])
             if run.step % cfg.pretrain.log_every == 0 or run.step == run.last_step:
                 log_interval(run, epoch)
                 run.meter = Meter()
@@ -261,25 +238,11 @@ def evaluate_epoch(run: PretrainRun, model: nn.Module, epoch: int) -> None:
             print(f"[pretrain] pretext monitors {describe(monitors)}")
             logged.update({k: v for k, v in monitors.items() if k != "split"})
     if dist.is_main:  # a stop before this epoch's checkpoint is saved does not owe the evaluation again
-        run.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run.ckpt_dir / EVALUATION, {"step": run.step, "monitors": run.monitors}, indent=None)
+        write_evaluation(run.ckpt_dir, run.step, run.monitors)
     if dist.is_main and logged:
         for k, v in logged.items():
             run.writer.add_scalar(f"monitor/{k}", v, run.step)
-        with run.metrics_path.open("a") as f:
-            f.write(json.dumps({"step": run.step, "epoch": epoch, "eval": logged}) + "\n")
-
-
-EVALUATION = "evaluation.json"  # beside the checkpoints: the step of the last end-of-epoch evaluation, its monitors
-
-
-def read_evaluation(ckpt_dir: Path) -> dict[str, Any] | None:
-    """What :func:`evaluate_epoch` last recorded in ``ckpt_dir``; None when nothing (or a file from before it)."""
-    try:
-        doc = json.loads((ckpt_dir / EVALUATION).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("step"), int) else None
+        append_metrics(run.metrics_path, {"step": run.step, "epoch": epoch, "eval": logged})
 
 
 def owes_evaluation(run: PretrainRun, steps_per_epoch: int) -> bool:
@@ -330,7 +293,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
                          "TensorBoard logs), or give another --out")
     if fresh and dist.is_main:  # the earlier run's checkpoints, export and curves: none may pass for this run's
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-        if (out_dir / "metrics.jsonl").is_file():  # a run directory of ours, so its tensorboard/ is ours too
+        if (out_dir / METRICS).is_file():  # a run directory of ours, so its tensorboard/ is ours too
             shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
         (out_dir / "encoder.pt").unlink(missing_ok=True)
     barrier()  # every rank starts after the deletion
@@ -400,10 +363,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
         if fills := loader.table.describe_fills():
             print(f"[pretrain] note: {fills}")
         owed = owes_evaluation(run, steps_per_epoch)  # then the epoch's monitors are logged again, not twice
-        keep = [line for line in run.metrics_path.read_text().splitlines() if _logged_step(line) <= run.step
-                and not (owed and _logged_step(line) == run.step and '"eval"' in line)] \
-            if run.metrics_path.exists() and run.step else []
-        write_atomic(run.metrics_path, "".join(line + "\n" for line in keep))  # drop steps lost with a crash
+        truncate_metrics(run.metrics_path, run.step, drop_eval_at_step=owed)  # drop steps lost with a crash
 
     # ---- loop ---------------------------------------------------------------------------------------
     start = (run.step, run.evaluated)
