@@ -26,6 +26,7 @@ from bassl.data.features import load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.demo import DEMO_OVERRIDES
 from bassl.eval.frozen_features import feature_only_metrics
+from bassl.eval.report import read_report
 
 # Learning rates chosen on val: the similarity MLP's by the demo's own finetune.base_lr=auto; a model with a CRN at
 # 1e-3, the rate auto over {1e-3, 2.5e-3} chose on val for the paper's CRN on each of the demo's seeds 0, 1 and 2
@@ -80,8 +81,8 @@ def resnet50_shared_direction(root: Path, images: int) -> dict[str, float]:
 
 
 def seed_of(demo: Path) -> int:
-    report = demo / "finetune" / "report.json"
-    return int(json.loads(report.read_text())["config"]["seed"]) if report.is_file() else 0
+    report = read_report(demo / "finetune")
+    return int(report["config"]["seed"]) if report is not None else 0
 
 
 def main() -> None:
@@ -121,9 +122,9 @@ def main() -> None:
         first = demo == args.demos[0].resolve()
         for name in VARIANTS if first and args.all_variants_on_first else args.variants:
             run = demo / "boundary_heads" / name.split(" (")[0].replace(",", "").replace(" ", "_")
-            if not (run / "report.json").is_file():
+            if read_report(run) is None:
                 finetune(load_config([*base, *VARIANTS[name]]), demo / "features", run, demo / "pretrain" / "encoder.pt")
-            rep = json.loads((run / "report.json").read_text())
+            rep = read_report(run)
             rows.append({"seed": seed, "variant": name, "selected_epoch": rep["selected_epoch"],
                          "val_ap": rep["protocols"]["val_selected"]["val"]["ap"], "test_ap": rep["test"]["ap"],
                          "test_miou": rep["test"]["miou"], "kept": f"{rep['boundary_head']} {rep['lr']['base_lr']:g}",

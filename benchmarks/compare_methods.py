@@ -39,6 +39,7 @@ from bassl.config import load_config, settings_overrides
 from bassl.data.features import load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.eval.frozen_features import feature_only_metrics
+from bassl.eval.report import read_report
 
 METHODS = ("instance", "temporal", "shotcol", "bassl", "bassl_shotcol")
 CONTROL, PAPER, REINIT, PROBE = "none", "bassl_paper_head", "bassl_crn_reinit", "probe"
@@ -99,8 +100,8 @@ def run_one(base: list[str], row: str, seed: int, out: Path) -> dict:
         return {"row": row, "seed": seed, "test": {k: probe["test"][k] for k in METRICS},
                 "val_ap": probe["val"]["ap"], "lr": None, "C": probe["C"], **frozen, **times}
     ft = run / {REINIT: "finetune_reinit", PAPER: "finetune_paper"}.get(row, "finetune")
-    stage("finetune", (ft / "report.json").is_file(), lambda: finetune(cfg, run / "features", ft))
-    report = json.loads((ft / "report.json").read_text())
+    stage("finetune", read_report(ft) is not None, lambda: finetune(cfg, run / "features", ft))
+    report = read_report(ft)
     return {"row": row, "seed": seed, "test": {k: report["test"][k] for k in METRICS},
             "val_ap": report["protocols"]["val_selected"]["val"]["ap"], "lr": report["lr"]["base_lr"],
             "lr_candidates": report["lr"]["candidates"], "selected_epoch": report["selected_epoch"], **frozen, **times}

@@ -32,6 +32,7 @@ from results_files import RESULTS, measured_on, write_results
 from bassl.config import load_config
 from bassl.data.features import load_features
 from bassl.eval.frozen_features import feature_only_metrics
+from bassl.eval.report import read_report
 
 LONG = ["pretrain.epochs=21", "pretrain.monitor_every_epoch=true", "pretrain.checkpoint_every=100000"]
 FINETUNES = {  # name -> overrides; the paper's head rows need a CRN from pre-training (bassl, bassl_shotcol)
@@ -74,9 +75,9 @@ def run_one(base: list[str], method: str, seed: int, steps: list[int], out: Path
             if name == "paper" and method not in CRN_METHODS:
                 continue  # no pre-trained CRN: paper_reinit is the shot-level method's paper-head row
             ft = at / f"finetune_{name}"
-            if not (ft / "report.json").is_file():
+            if read_report(ft) is None:
                 finetune(load_config([*base, f"method={method}", f"seed={seed}", *extra]), at / "features", ft)
-            report = json.loads((ft / "report.json").read_text())
+            report = read_report(ft)
             row[name] = {"test_ap": report["test"]["ap"], "val_ap": report["protocols"]["val_selected"]["val"]["ap"],
                          "lr": report["lr"]["base_lr"], "epoch": report["selected_epoch"]}
         row["seconds"] = {"pretrain": t1 - t0, "evaluate": time.perf_counter() - t1}

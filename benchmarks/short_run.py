@@ -18,7 +18,6 @@ About an hour on 2 CPU cores. Resumable. Writes benchmarks/results/short_run.{js
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from results_files import measured_on, write_results
@@ -27,6 +26,7 @@ from bassl.config import load_config
 from bassl.data.features import load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.eval.frozen_features import feature_only_metrics
+from bassl.eval.report import read_report
 
 DATA = ["synth.width=216", "synth.height=120", "synth.train_movies=120", "synth.val_movies=16", "synth.test_movies=16",
         "synth.pretrain_only_movies=8"]
@@ -75,9 +75,9 @@ def main() -> None:
             features[trust] = {**feature_only_metrics(cfg, fm.rows), "probe_val_ap": probe["val"]["ap"],
                                "probe_test_ap": probe["test"]["ap"]}
         name = f"ft_{init}_" + "_".join(o.split("=")[1] for o in over)
-        if not (run / name / "report.json").is_file():
+        if read_report(run / name) is None:
             finetune(cfg, run / "features", run / name)
-        rep = json.loads((run / name / "report.json").read_text())
+        rep = read_report(run / name)
         h = rep["history"]
         rows.append({"trust": trust, "crn_init": init, "finetune": over, "lr": rep["lr"]["base_lr"],
                      "selected_epoch": rep["selected_epoch"], "val_ap": h[rep["selected_epoch"] - 1]["val"]["ap"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,14 @@ from bassl.data.atomic import write_json
 from bassl.data.predictions import PREDICTIONS, write_predictions
 from bassl.eval.metrics import predictions_from_prob
 from bassl.eval.plots import plot_pr_curve, plot_timeline
+
+REPORT = "report.json"
+
+
+def read_report(out_dir: str | Path) -> dict[str, Any] | None:
+    """The ``report.json`` :func:`write_report` wrote into ``out_dir``; None when there is none (yet)."""
+    path = Path(out_dir) / REPORT
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_report(out_dir: Path, report: dict[str, Any], video_ids: Sequence[str], shot_ids: np.ndarray,
@@ -24,4 +33,4 @@ def write_report(out_dir: Path, report: dict[str, Any], video_ids: Sequence[str]
     plot_pr_curve(out_dir / "pr_curve.png", gt, p, title=str(report.get("method", "")))
     plot_timeline(out_dir / "timeline.png", vids.tolist(), sids, p, gt, predictions_from_prob(p))
     report = {**report, "plots": ["pr_curve.png", "timeline.png"], "predictions": PREDICTIONS}
-    return write_json(out_dir / "report.json", report, indent=2)
+    return write_json(out_dir / REPORT, report, indent=2)
