@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -91,9 +92,14 @@ def test_media_start_of_a_record_kept_from_before_the_field_is_probed(models, tm
     old = json.loads(record.read_text())
     del old["start"]
     record.write_text(json.dumps(old))
+    began = time.perf_counter()
     again = segmenter.segment(video, work_dir=tmp_path / "work")
+    wall = time.perf_counter() - began
     assert "start" not in json.loads(record.read_text())  # the record was reused, not written anew
     assert again.extra["media_start"] == pytest.approx(2.0, abs=1e-3)
+    # the run's own timing, not confused with the media's: within this call's wall time
+    assert 0 < again.timing["ingest_s"] <= again.timing["total_s"] <= wall
+    assert again.timing["realtime_factor"] == pytest.approx(3.8 / again.timing["total_s"], rel=0.01)  # 95 frames
 
 
 def test_scene_page_seeks_to_the_scene_in_a_video_whose_clock_starts_late(models, chromium, tmp_path):

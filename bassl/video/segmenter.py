@@ -189,8 +189,9 @@ class Segmenter:
         t_features = time.perf_counter()
         prob, ends = self.score(feats)
         # media_start: the first frame's time on the file's clock, where a player's timeline for it starts
-        start = rec["start"] if "start" in rec else probe(video).start  # a record from before "start" was kept
-        extra = {"model": str(self.path.resolve()), **self.mode, "detector": rec["detector"], "media_start": float(start)}
+        media_start = rec["start"] if "start" in rec else probe(video).start  # a record from before "start" was kept
+        extra = {"model": str(self.path.resolve()), **self.mode, "detector": rec["detector"],
+                 "media_start": float(media_start)}
         scenes = Scenes(video, float(rec["fps"]), float(rec["nominal_fps"]), int(rec["frames"]), timing[:, :2],
                         np.asarray(rec["shot_times"], dtype=np.float64), prob, ends, extra=extra, keyframe=keyframe,
                         warning=rec.get("warning"), keep_alive=temp)
