@@ -84,13 +84,14 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def save_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> str:
-    """Write the resolved config next to an output, atomically (a local folder, or a store's URL: one PUT)."""
+def save_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> Path | str:
+    """Write the resolved config next to an output, atomically (a local folder, or a store's URL: one PUT); returns
+    its path (or URL)."""
     if is_remote(directory):
         store = Store(directory)
         store.write(name, dump_config(cfg).encode())
         return store.url(name)
-    return str(write_atomic(Path(directory) / name, dump_config(cfg)))
+    return write_atomic(Path(directory) / name, dump_config(cfg))
 
 
 def load_saved_config(directory: str | Path, name: str = "config.yaml") -> Config:
