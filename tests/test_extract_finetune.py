@@ -385,3 +385,20 @@ def test_a_batch_the_ranks_cannot_share_is_a_config_error_before_any_work(pretra
         pretrain(load_config(overrides(pretrain_shards, "pretrain.effective_batch=8", "finetune.effective_batch=32")),
                  tmp_path / "pt")
     assert not (tmp_path / "ft").exists() and not (tmp_path / "pt").exists()
+
+
+def test_the_pretrained_crn_is_built_as_it_was_pretrained_whatever_the_preset(models, tmp_path, capsys):
+    """A tiny encoder's features fine-tuned with the paper's head and no model_preset on the command line: the CRN
+    takes its shape from the export (as extract and segment take the encoder's), loads its weights, and says so.
+    It used to be built at the command's default size and die in load_state_dict."""
+    root, fdir = _finetune_layout(tmp_path, dim=128)
+    cfg = load_config([f"data.root={root}", "model.boundary.head=paper", "finetune.epochs=1",
+                       "finetune.effective_batch=32", "finetune.base_lr=0.004"])
+    assert cfg.model.crn.hidden_size == 768  # the default preset's
+    report = finetune(cfg, fdir, tmp_path / "ft", weights=models["encoder"])
+    assert report["crn_init"] == "pretrained"
+    assert "model.crn.hidden_size 64 (this command: 768)" in capsys.readouterr().out
+    saved = load_segmenter(tmp_path / "ft" / "segmenter.pt")
+    assert saved["config"]["model"]["crn"]["hidden_size"] == 64
+    crn = {k[len("crn."):]: v for k, v in saved["boundary"].items() if k.startswith("crn.")}
+    assert crn.keys() == torch.load(models["encoder"], weights_only=True)["crn"].keys()

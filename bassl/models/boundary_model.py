@@ -28,6 +28,7 @@ from bassl.models.crn import ContextualRelationNetwork
 from bassl.models.heads import boundary_head
 
 BOUNDARY_HEADS = typing.get_args(BoundaryHead)  # the config's choices of a model, one list ("auto" picks among them)
+CRN_HEADS = ("paper", "hybrid")  # the heads with a CRN (which fine-tuning may start from pre-training)
 
 
 class SimilarityHead(nn.Module):
@@ -63,7 +64,7 @@ class BoundaryModel(nn.Module):
             raise ValueError(f"model.boundary.head: {boundary.head!r} builds no model; choose one of "
                              f"{', '.join(BOUNDARY_HEADS)} (auto is resolved by fine-tuning)")
         self.head, self.crn_input = boundary.head, boundary.crn_input
-        if boundary.head in ("paper", "hybrid"):
+        if boundary.head in CRN_HEADS:
             self.crn = ContextualRelationNetwork(input_dim, crn)
             self.head_sbd = boundary_head(crn.hidden_size)
             if boundary.crn_input == "centred":

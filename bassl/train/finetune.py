@@ -23,7 +23,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bassl.config import Config, FinetuneConfig, save_config, to_dict
+from bassl.config import Config, ConfigError, FinetuneConfig, config_from_dict, save_config, to_dict
 from bassl.data.features import FeatureMatrix, load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
@@ -35,6 +35,7 @@ from bassl.eval.report import write_report
 from bassl.loaders.finetune import Anchors, batches, split_anchors, window_rows
 from bassl.methods import METHODS, method_info
 from bassl.models import build_boundary_model
+from bassl.models.boundary_model import CRN_HEADS
 from bassl.models.weights import export_segmenter, load_weights
 from bassl.train.distributed import (
     DistInfo,
@@ -138,6 +139,23 @@ def choose_decision(data: FinetuneData, val_probs: np.ndarray, threshold: float)
     train = data.train.label[data.train.label >= 0]
     scene_shots = len(train) / max(1, int((train == 1).sum()))
     return choose_rule(vids, a.shot[keep], val_probs[keep], a.label[keep], timing, threshold, scene_shots)
+
+
+CRN_SHAPE = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "layer_norm_eps", "pooling")  # not dropout
+
+
+def with_pretrained_crn(cfg: Config, export: dict[str, Any]) -> tuple[Config, list[str]]:
+    """``cfg`` with the pre-trained CRN's architecture (the export's ``model.crn``, so its weights load whatever
+    ``model_preset`` this command has) and what differed from the command's; dropout stays the command's."""
+    trained = config_from_dict(export["config"], source="the encoder export").model.crn
+    if trained.num_positions != cfg.model.crn.num_positions:
+        raise ConfigError(f"the pre-trained CRN has {trained.num_positions} positions and this command's window needs "
+                          f"{cfg.model.crn.num_positions}: set window.neighbor_size={(trained.num_positions - 2) // 2} "
+                          f"model.crn.num_positions={trained.num_positions}, or finetune.crn_init=scratch")
+    differs = [f"model.crn.{k} {getattr(trained, k)} (this command: {getattr(cfg.model.crn, k)})"
+               for k in CRN_SHAPE if getattr(trained, k) != getattr(cfg.model.crn, k)]
+    crn = replace(cfg.model.crn, **{k: getattr(trained, k) for k in CRN_SHAPE})
+    return replace(cfg, model=replace(cfg.model, crn=crn)), differs
 
 
 def pretrained_export(fm: FeatureMatrix, weights: str | Path | None) -> tuple[str, dict[str, Any] | None]:
@@ -333,6 +351,10 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         raise DataError(f"the train split has {len(data.train)} shots, fewer than finetune.effective_batch="
                         f"{f.effective_batch}; lower finetune.effective_batch")
     pretrained_crn = export["crn"] if export is not None and "crn" in export and f.crn_init == "pretrained" else None
+    if pretrained_crn is not None and any(c.model.boundary.head in CRN_HEADS for c in head_candidates(cfg)):
+        cfg, differs = with_pretrained_crn(cfg, export)  # as extract and segment take the encoder's from the file
+        if differs and dist.is_main:
+            print(f"[finetune] note: the CRN is built as it was pre-trained: {', '.join(differs)}")
     if dist.is_main:
         save_config(cfg, out_dir)
 
