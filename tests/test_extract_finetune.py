@@ -251,7 +251,9 @@ def test_finetuning_learns_a_separable_toy_task(tmp_path, head, splits, epochs, 
     assert trained["boundary_head"] == head
     assert untrained["test"]["ap"] < 25
     assert trained["test"]["ap"] > max(50, 3 * untrained["test"]["ap"])
-    assert trained["history"][-1]["train_loss"] < 0.7 * trained["history"][0]["train_loss"]
+    # the loss falls by over a quarter (the paper's head: 0.718 -> 0.503 unclipped, as the original trains; 0.455
+    # with DeepSpeed's default clipping at 1.0, which fine-tuning had until 2026-12-08)
+    assert trained["history"][-1]["train_loss"] < 0.75 * trained["history"][0]["train_loss"]
 
 
 def test_similarity_head_sees_the_window_cosines():

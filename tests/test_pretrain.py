@@ -30,6 +30,7 @@ def test_deepspeed_batch_arithmetic():
     ds = deepspeed_config(256, world=4, precision="bf16")
     assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (64, 1) and "fp16" not in ds
     assert deepspeed_config(32, world=2, precision="fp16")["fp16"]["enabled"]  # dynamic loss scaling
+    assert ds["gradient_clipping"] == 0.0  # stated: DeepSpeed's own default would clip at 1.0
 
 
 @pytest.mark.parametrize(("method", "terms"), [

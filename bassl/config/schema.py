@@ -219,6 +219,7 @@ class FinetuneConfig:
     reference_batch: int
     weight_decay: float
     warmup_ratio: float
+    gradient_clipping: float
     select_on: Literal["val", "last_test"]
     feature_dtype: Literal["fp32", "fp16"]
     output_dir: str
@@ -231,6 +232,7 @@ class FinetuneConfig:
         require(len(self.lr_grid) > 0 and all(x > 0 for x in self.lr_grid),
                 f"finetune.lr_grid: {self.lr_grid} must list learning rates > 0")
         require(len(self.auto_heads) > 0, "finetune.auto_heads: list at least one boundary head")
+        require(self.gradient_clipping >= 0, f"finetune.gradient_clipping: {self.gradient_clipping} must be >= 0 (0 = none)")
 
 
 @dataclass

@@ -96,11 +96,12 @@ def barrier() -> None:
 
 
 def deepspeed_config(effective_batch: int, world: int, micro_batch: int = 0, zero_stage: int = 0,
-                     precision: str = "fp32") -> dict[str, Any]:
+                     precision: str = "fp32", gradient_clipping: float = 0.0) -> dict[str, Any]:
     """DeepSpeed's engine settings for every stage: a global batch of ``effective_batch``, each rank's share
     (effective / world) run in micro-batches of ``micro_batch`` (0: the whole share) = gradient accumulation; fp16
-    with dynamic loss scaling, as AMP's GradScaler (bf16 needs none); no gradient clipping (the original clips
-    nothing)."""
+    with dynamic loss scaling, as AMP's GradScaler (bf16 needs none); the gradient norm clipped at
+    ``gradient_clipping``, 0 = not at all, as the original does in both stages. Always stated: DeepSpeed's own
+    default clips at 1.0."""
     per_rank = effective_batch // world
     micro = micro_batch or per_rank
     ds: dict[str, Any] = {
@@ -108,7 +109,7 @@ def deepspeed_config(effective_batch: int, world: int, micro_batch: int = 0, zer
         "train_micro_batch_size_per_gpu": micro,
         "gradient_accumulation_steps": per_rank // micro,
         "zero_optimization": {"stage": zero_stage},
-        "gradient_clipping": 0.0,
+        "gradient_clipping": gradient_clipping,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }

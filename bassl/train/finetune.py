@@ -297,8 +297,8 @@ def train_candidate(cfg: Config, data: FinetuneData, dist: DistInfo, method: str
         model.input_mean.copy_(data.features[data.train_rows[:, data.train_rows.shape[1] // 2]].float().mean(0))
     lr = scaled_lr(base_lr, f.effective_batch, f.reference_batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=f.weight_decay)
-    engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                                   config=deepspeed_config(f.effective_batch, dist.world_size))
+    ds = deepspeed_config(f.effective_batch, dist.world_size, gradient_clipping=f.gradient_clipping)
+    engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds)
     if dist.is_main:
         crn = ("no CRN" if not model.has_crn else "CRN from pre-training" if crn_state is not None else "CRN from scratch")
         print(f"[finetune] features {data.fm.features.shape} from a {method or 'unknown'} encoder; boundary head "
