@@ -287,6 +287,21 @@ def test_transport_stream_that_lost_packets_is_flagged_where_the_loss_is(tmp_pat
     assert len(source.shot_timing("lossy")) >= 1
 
 
+def test_names_in_other_scripts_make_distinct_ascii_ids(tmp_path):
+    """Ids are ASCII (shard keys, folder names): accents are dropped (été -> ete), and names with letters that have
+    no ASCII form keep apart by a hash of the name (電影 and 映画 used to both become 'video', an error)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("été.mp4", "電影.mp4", "映画.mp4", "第1話.mp4"):
+        write_video(inputs / name, [10, 10])
+    summary, source = ingest([inputs], tmp_path / "root")
+    ids = sorted(source.split("pretrain"))
+    assert len(ids) == 4 and "ete" in ids and all(v.isascii() for v in ids), ids
+    assert sum(v.startswith("video-") for v in ids) == 2 and any(v.startswith("1-") for v in ids)
+    again, _ = ingest([inputs], tmp_path / "root")  # the same names give the same ids: every video is kept
+    assert again.kept == 4 and again.ingested == 0
+
+
 def test_many_files_resume_after_an_interruption(tmp_path):
     """A directory of many small files: a second run keeps every finished video and ingests only what is new."""
     inputs = tmp_path / "in"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -42,8 +43,10 @@ def test_extract_every_shot_once_on_two_ranks_and_resume(pretrain_shards, encode
     import bassl.train.extract as extract_mod
 
     extract_mod.MOVIES_PER_PARTITION = 1  # 3 partitions, so two ranks split them 2 + 1
-    one = extract_mod.extract(load_config(args), encoder_export, tmp_path / "one")
+    relative = Path(os.path.relpath(encoder_export))  # as typed in a shell: features.json must still find it
+    one = extract_mod.extract(load_config(args), relative, tmp_path / "one")
     assert one["rows_computed"] == 56 and one["partitions"] == ["part-00000", "part-00001", "part-00002"]
+    assert load_features(tmp_path / "one").metadata["checkpoint"] == str(encoder_export.resolve())
     again = extract_mod.extract(load_config(args), encoder_export, tmp_path / "one")
     assert again["rows_computed"] == 0  # finished partitions are not recomputed
     # the images are prepared as the encoder was trained, whatever this command's augment says: nothing changes

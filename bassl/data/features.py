@@ -150,6 +150,7 @@ def load_features(feature_dir: str | Path, dtype: str = "fp32") -> FeatureMatrix
 
 
 def metadata_for(checkpoint: str | Path, config: dict[str, Any]) -> dict[str, str]:
-    """The provenance stored in every feature file: checkpoint path and hash, resolved config (JSON)."""
-    return {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
+    """The provenance stored in every feature file: checkpoint path (absolute: fine-tuning may run from another
+    folder) and hash, resolved config (JSON)."""
+    return {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": file_sha256(checkpoint),
             "config": json.dumps(config, sort_keys=True)}

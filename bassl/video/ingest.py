@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import time
 from array import array
@@ -33,10 +32,10 @@ from tqdm import tqdm
 from bassl.config import VideoConfig, to_dict
 from bassl.data.atomic import temp_path, write_json
 from bassl.data.movienet import ANNO_DIR, LayoutWriter, annotation_row
-from bassl.data.shard_format import KEY_RE
 from bassl.errors import DataError
 from bassl.memory import bound_heap
 from bassl.video.decode import VideoInfo, frames, probe
+from bassl.video.names import video_id
 from bassl.video.shots import DEFAULT_THRESHOLD, make_detector
 from bassl.workers import process_maps, resolve_workers
 
@@ -66,14 +65,6 @@ def find_videos(inputs: list[str | Path]) -> list[Path]:
     if not found:
         raise DataError(f"no video files in {', '.join(map(str, inputs))} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     return list(dict.fromkeys(p.resolve() for p in found))
-
-
-def video_id(path: Path) -> str:
-    """A stable id from the file name: letters, digits, '_' and '-' kept, anything else becomes '_'."""
-    vid = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_")[:80] or "video"
-    if not KEY_RE.match(f"{vid}_0000"):
-        raise DataError(f"{path}: cannot make a video id from its name; rename it (letters, digits, _ and -)")
-    return vid
 
 
 def assign_ids(paths: list[Path]) -> dict[Path, str]:

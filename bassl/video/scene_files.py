@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from bassl.data.atomic import atomic_path, write_atomic, write_json
 from bassl.video.clips import split_clips
+from bassl.video.names import edl_text
 from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
 
@@ -114,13 +114,6 @@ def write_csv(path: Path, doc: dict[str, Any]) -> Path:
         w.writerow([i, s["start_frame"], s["end_frame"], timestamp(s["start"]), timestamp(s["end"]), f"{s['start']:.3f}",
                     f"{s['end']:.3f}", s["shots"][0], s["shots"][1], f"{s['boundary_prob']:.4f}"])
     return write_atomic(path, buf.getvalue())
-
-
-def edl_text(text: str) -> str:
-    """``text`` as CMX3600 takes it: one line of ASCII (accents dropped, other letters as ``_``), whatever a file's
-    name holds."""
-    text = unicodedata.normalize("NFKD", " ".join(text.split()))
-    return "".join(c if c.isascii() else "" if unicodedata.combining(c) else "_" for c in text)
 
 
 def write_edl(path: Path, doc: dict[str, Any], title: str) -> Path:
