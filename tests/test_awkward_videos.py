@@ -332,9 +332,14 @@ def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
     cfg = load_config(["video.workers=1"]).video
     ingest_videos([inputs], tmp_path / "whole", cfg, progress=False)
     parts = tmp_path / "parts"
-    done = [ingest_videos([inputs], parts, cfg, progress=False, part=(i, 2)).videos for i in (1, 0)]
-    assert done == [2, 3]  # every 2nd file of the sorted list: v1, v3 | v0, v2, v4
+    done = [ingest_videos([inputs], parts, cfg, progress=False, part=(i, 2)) for i in (1, 0)]
+    assert [d.videos for d in done] == [2, 3]  # every 2nd file of the sorted list: v1, v3 | v0, v2, v4
     assert not (parts / "anno" / "anno.pretrain.ndjson").exists()  # parts leave the shared files to the merge
+    assert done[0].describe().endswith(f"next: when all 2 parts are done: bassl ingest --out {parts} --merge")
+    from bassl.sharding.run import build_shards  # sharding before the merge is refused, naming the merge
+
+    with pytest.raises(DataError, match=rf"no annotation files .* run `bassl ingest --out {parts} --merge` first"):
+        build_shards(load_config(), parts, tmp_path / "shards", workers=1, progress=False)
     summary = merge_ingest(parts)
     assert summary.videos == 5 and summary.parts == 2 and summary.video_seconds == pytest.approx(5 * 16 / 25)
     assert summary.describe().startswith(f"5 video(s) in {parts}, merged from 2 parts: {summary.shots} shots from 0.1 min")

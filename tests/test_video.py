@@ -86,6 +86,11 @@ def test_ingested_videos_shard_and_pretrain(ingested, tmp_path):
                                 "pretrain.effective_batch=8", "pretrain.knn_every_epoch=false"]),
                    tmp_path / "pt", max_steps=2)
     assert run["step"] == 2 and shots >= 16
+    from bassl.data.manifest import load_manifest  # no scene labels: extraction's default split is named, and the fix
+
+    with pytest.raises(DataError, match=r"no split 'trainvaltest' \(splits from the annotation files: pretrain\); "
+                                        r"videos from `bassl ingest` have no scene labels: extract.split=pretrain"):
+        load_manifest(tmp_path / "shards").movie_ids(load_config().extract.split)
 
 
 def test_ingest_resumes_names_bad_files_and_skips_them(movies, tmp_path, capsys):

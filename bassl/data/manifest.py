@@ -110,7 +110,10 @@ class Manifest:
             return list(self.movies)
         if split not in self.splits:
             have = ", ".join(self.splits) or "none"
-            raise DataError(f"{self.path}: no split {split!r} (splits from the annotation files: {have})")
+            hint = ("; videos from `bassl ingest` have no scene labels: extract.split=pretrain extracts their features "
+                    "(fine-tuning needs anno.train/val/test.ndjson)" if list(self.splits) == ["pretrain"]
+                    else "")
+            raise DataError(f"{self.path}: no split {split!r} (splits from the annotation files: {have}){hint}")
         return list(self.splits[split])
 
     def num_shots(self, split: str | None = None) -> int:

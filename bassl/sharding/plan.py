@@ -218,6 +218,10 @@ def make_plan(
         raise DataError(f"shard size {target_bytes} bytes is too small; use at least a few MB (e.g. --shard-size 1GB)")
     on_disk = source.movies_on_disk()
     splits_all = {name: sorted(source.split(name)) for name in source.available_splits()}
+    if not splits_all:  # every later stage reads movies by split: such shards would fail there, far from the cause
+        raise DataError(f"{source.anno_root}: no annotation files (anno.*.ndjson), so no stage could read these shards; "
+                        f"after `bassl ingest --part I/N`, run `bassl ingest --out {source.root} --merge` first "
+                        "(it writes them), or give the MovieNet-SSeg root as --source")
     annotated = {vid for vids in splits_all.values() for vid in vids}
     movies = sorted(set(on_disk) | annotated)
     if not movies:

@@ -325,6 +325,7 @@ class IngestSummary:
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     parts: int = 0  # a --merge of this many parts
+    part: tuple[int, int] | None = None  # this run's --part I/N
 
     def report(self) -> dict[str, Any]:
         """``ingest_report.json`` (a part's: its ``report.part-*.json``, with ``part`` added)."""
@@ -342,7 +343,10 @@ class IngestSummary:
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} (see {REPORT}), e.g. {self.skipped[0]['reason']}")
         lines += [f"  warning: {w}" for w in self.warnings]
-        lines.append(f"  next: bassl shard --source {self.root} --out SHARDS, then bassl pretrain data.shards=SHARDS")
+        if self.part is not None:  # the annotation files come with the merge
+            lines.append(f"  next: when all {self.part[1]} parts are done: bassl ingest --out {self.root} --merge")
+        else:
+            lines.append(f"  next: bassl shard --source {self.root} --out SHARDS, then bassl pretrain data.shards=SHARDS")
         return "\n".join(lines)
 
 
@@ -376,7 +380,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
     tasks = [IngestTask(p, v, root, cfg, on_error) for p, v in ids.items()]
     if part is not None:
         tasks = tasks[part[0] :: part[1]]
-    summary = IngestSummary(root, videos=len(tasks))
+    summary = IngestSummary(root, videos=len(tasks), part=part)
     with process_maps(min(resolve_workers(cfg.workers), len(tasks))) as maps, \
             tqdm(total=len(tasks), unit="video", desc="ingest", disable=not progress) as bar:
         for result in maps.unordered(ingest_one, tasks):
