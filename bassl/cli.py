@@ -178,7 +178,7 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="pre-trained encoder.pt for the CRN (default: the one the features name)")
 
 
-@command("finetune", "train the CRN + boundary head on the features; evaluate every epoch; write the report",
+@command("finetune", "train the boundary model (model.boundary.head) on the features; evaluate every epoch; write the report",
          _finetune_args)
 def _finetune(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.train.finetune import finetune

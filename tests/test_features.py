@@ -100,3 +100,14 @@ def test_missing_or_duplicate_shots_are_errors(tmp_path):
     write_feature_manifest(tmp_path, ["a"])
     with pytest.raises(DataError, match="movie tt1 does not have each shot exactly once"):
         load_features(tmp_path)
+    (tmp_path / "a.parquet").unlink()  # a partition lost after extraction finished
+    with pytest.raises(DataError, match=r"features.json lists a.parquet, which is not in .*; run `bassl extract`"):
+        load_features(tmp_path)
+
+
+def test_predictions_that_are_not_parquet_are_named(tmp_path):
+    from bassl.data.predictions import read_predictions
+
+    (tmp_path / "report.json").write_text("{}")  # the file beside the predictions, passed by mistake
+    with pytest.raises(DataError, match=r"report.json: not a Parquet file .*; pass the predictions_test.parquet"):
+        read_predictions(tmp_path / "report.json")

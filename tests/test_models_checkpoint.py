@@ -131,6 +131,8 @@ def test_cli_import_checkpoint(tmp_path, capsys):
     assert "imported" in capsys.readouterr().out and dst.is_file()
     assert main(["import-checkpoint", "--ckpt", str(src), "--out", str(dst), "model_preset=tiny", "method=instance"]) == 1
     assert "unexpected keys" in capsys.readouterr().err
+    assert main(["import-checkpoint", "--ckpt", str(dst), "--out", str(tmp_path / "again.pt"), "model_preset=tiny"]) == 1
+    assert "is already an encoder export of bassl's" in capsys.readouterr().err  # not "'format' is a str"
 
 
 # --------------------------------------------------------------------------------------------------

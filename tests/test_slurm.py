@@ -316,8 +316,8 @@ def test_pipeline_on_a_real_slurm(slurm, tmp_path):
     submit = subprocess.run(
         [str(SCRIPTS / "submit_pipeline.sh"), "model_preset=tiny", "pretrain.effective_batch=8", "pretrain.num_workers=1",
          "pretrain.knn_every_epoch=false", "pretrain.log_every=1",
-         "pretrain.epochs=50",  # the schedule spans more than max_steps "extract.batch_size=16", "finetune.epochs=1",
-         "finetune.effective_batch=32"],
+         "pretrain.epochs=50",  # the schedule spans more than max_steps
+         "extract.batch_size=16", "finetune.epochs=1", "finetune.effective_batch=32"],
         env={**env, "BASSL_DATA": str(data), "BASSL_WORK": str(work), "BASSL_PARTS": "2", "SHARD_CPUS": "1",
              "SHARD_ARGS": "--shard-size 200KB",  # ~10 shards, so each array task builds some
              "NODES": "1", "GPUS_PER_NODE": "0", "TASKS_PER_NODE": "2", "CPUS_PER_TASK": "1",

@@ -121,6 +121,10 @@ def load_features(feature_dir: str | Path, dtype: str = "fp32") -> FeatureMatrix
             "extraction did not finish; run `bassl extract` again (it resumes)" if partial else
             f"{feature_dir} is not the --out folder of `bassl extract` (that holds {MANIFEST} and part-*.parquet)"))
     doc = json.loads(manifest.read_text())
+    lost = [p["file"] for p in doc["partitions"] if not (feature_dir / p["file"]).is_file()]
+    if lost:
+        raise DataError(f"{manifest} lists {', '.join(lost)}, which {'is' if len(lost) == 1 else 'are'} not in "
+                        f"{feature_dir}; run `bassl extract` into it again (it recomputes only what is missing)")
     tables = [pq.read_table(feature_dir / p["file"]) for p in doc["partitions"]]
     if not tables:
         raise DataError(f"{manifest} lists no partitions")

@@ -32,7 +32,10 @@ def read_predictions(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarra
     """(video ids, shot ids, labels, probabilities)."""
     if not Path(path).is_file():
         raise DataError(f"{path} does not exist; `bassl finetune` writes {PREDICTIONS} into its output directory")
-    t = pq.read_table(path)
+    try:
+        t = pq.read_table(path)
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{path}: not a Parquet file ({e}); pass the {PREDICTIONS} that `bassl finetune` writes") from e
     missing = set(COLUMNS) - set(t.column_names)
     if missing:
         raise DataError(f"{path}: columns {sorted(missing)} missing (need {', '.join(COLUMNS)})")

@@ -24,7 +24,7 @@ import torch
 from bassl.config import Config, to_dict
 from bassl.errors import BasslError
 from bassl.models.pretrain_model import build_pretrain_model
-from bassl.models.weights import export_weights
+from bassl.models.weights import FORMAT, SEGMENTER_FORMAT, export_weights
 
 
 class CheckpointError(BasslError, ValueError):
@@ -195,6 +195,10 @@ def import_official_checkpoint(src: Path, dst: Path, cfg: Config) -> ImportSumma
         raw = load_tensors_only(src)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
         raise CheckpointError(f"{src}: not a readable torch checkpoint ({e})") from e
+    if isinstance(raw, dict) and raw.get("format") in (FORMAT, SEGMENTER_FORMAT):
+        what = "an encoder export" if raw["format"] == FORMAT else "a segmenter"
+        raise CheckpointError(f"{src} is already {what} of bassl's (format {raw['format']}): nothing to import; "
+                              "pass it to `bassl extract --weights` / `bassl segment --model` as it is")
     official = raw.get("state_dict", raw) if isinstance(raw, dict) else None
     if not isinstance(official, dict):
         raise CheckpointError(f"{src}: expected a Lightning checkpoint with a 'state_dict' or a dict of tensors")
