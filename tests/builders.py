@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from bassl.config import load_config
+from bassl.data.features import write_feature_manifest, write_partition
 from bassl.data.movienet import LayoutWriter, annotation_row
 from bassl.train.run_log import read_metrics
 
@@ -134,3 +135,34 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def bassl_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bassl", *args]
+
+
+def finetune_layout(tmp_path: Path, dim: int = 8, splits: tuple[int, int, int] = (5, 2, 2)) -> tuple[Path, Path]:
+    """Movies whose features make the boundary visible (each scene its own direction); ``splits`` = movies in
+    train, val, test."""
+    rng = np.random.default_rng(0)
+    movies, feats = {}, {}
+    for i in range(sum(splits)):
+        n = 40
+        labels = np.zeros(n, int)
+        labels[rng.choice(np.arange(3, n - 3), 4, replace=False)] = 1
+        labels[-1] = -1
+        movies[f"tt00000{i:02d}"] = labels.tolist()
+        scene = np.concatenate([[0], np.cumsum(np.abs(labels))[:-1]])
+        centres = rng.standard_normal((scene.max() + 1, dim))
+        feats[f"tt00000{i:02d}"] = (centres[scene] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+    root = tmp_path / "movienet"
+    write_layout(root, movies)
+    anno = root / "anno"
+    rows = anno.joinpath("anno.train.ndjson").read_text().splitlines()
+    by_movie = lambda ids: "".join(r + "\n" for r in rows if json.loads(r)["video_id"] in ids)  # noqa: E731
+    ids = list(movies)
+    n_train, n_val, _ = splits
+    anno.joinpath("anno.train.ndjson").write_text(by_movie(ids[:n_train]))
+    anno.joinpath("anno.val.ndjson").write_text(by_movie(ids[n_train:n_train + n_val]))
+    anno.joinpath("anno.test.ndjson").write_text(by_movie(ids[n_train + n_val:]))
+    fdir = tmp_path / "features"
+    for j, vid in enumerate(ids):
+        write_partition(fdir, f"part-{j:05d}", [vid] * 40, np.arange(40), feats[vid], {"method": "instance"})
+    write_feature_manifest(fdir, [f"part-{j:05d}" for j in range(len(ids))])
+    return root, fdir

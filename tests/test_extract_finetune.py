@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from builders import MOVIES, clean_env, overrides, write_layout, write_shards
+from builders import MOVIES, clean_env, finetune_layout, overrides, write_shards
 
 from bassl.config import ConfigError, load_config
-from bassl.data.features import FeatureMatrix, load_features, write_feature_manifest, write_partition
+from bassl.data.features import FeatureMatrix, load_features
 from bassl.errors import DataError
 from bassl.loaders.finetune import window_rows
 from bassl.models.weights import load_segmenter
@@ -119,39 +119,8 @@ def test_balanced_cross_entropy_hand_case():
     assert only_neg.item() == pytest.approx(0.5 * ce[0].item() / (1 + 1e-5), rel=1e-6)
 
 
-def _finetune_layout(tmp_path: Path, dim: int = 8, splits: tuple[int, int, int] = (5, 2, 2)) -> tuple[Path, Path]:
-    """Movies whose features make the boundary visible (each scene its own direction); ``splits`` = movies in
-    train, val, test."""
-    rng = np.random.default_rng(0)
-    movies, feats = {}, {}
-    for i in range(sum(splits)):
-        n = 40
-        labels = np.zeros(n, int)
-        labels[rng.choice(np.arange(3, n - 3), 4, replace=False)] = 1
-        labels[-1] = -1
-        movies[f"tt00000{i:02d}"] = labels.tolist()
-        scene = np.concatenate([[0], np.cumsum(np.abs(labels))[:-1]])
-        centres = rng.standard_normal((scene.max() + 1, dim))
-        feats[f"tt00000{i:02d}"] = (centres[scene] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
-    root = tmp_path / "movienet"
-    write_layout(root, movies)
-    anno = root / "anno"
-    rows = anno.joinpath("anno.train.ndjson").read_text().splitlines()
-    by_movie = lambda ids: "".join(r + "\n" for r in rows if json.loads(r)["video_id"] in ids)  # noqa: E731
-    ids = list(movies)
-    n_train, n_val, _ = splits
-    anno.joinpath("anno.train.ndjson").write_text(by_movie(ids[:n_train]))
-    anno.joinpath("anno.val.ndjson").write_text(by_movie(ids[n_train:n_train + n_val]))
-    anno.joinpath("anno.test.ndjson").write_text(by_movie(ids[n_train + n_val:]))
-    fdir = tmp_path / "features"
-    for j, vid in enumerate(ids):
-        write_partition(fdir, f"part-{j:05d}", [vid] * 40, np.arange(40), feats[vid], {"method": "instance"})
-    write_feature_manifest(fdir, [f"part-{j:05d}" for j in range(len(ids))])
-    return root, fdir
-
-
 def test_finetune_selects_on_val_and_reports_both_protocols(tmp_path):
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     cfg = load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=4",
                        "finetune.base_lr=0.004"])
     report = finetune(cfg, fdir, tmp_path / "ft")
@@ -203,7 +172,7 @@ def test_finetune_selects_on_val_and_reports_both_protocols(tmp_path):
 def test_evaluate_recomputes_the_report_from_predictions(tmp_path):
     from bassl.cli import main
 
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     cfg_args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=1"]
     report = finetune(load_config(cfg_args), fdir, tmp_path / "ft")
     assert main(["evaluate", "--predictions", str(tmp_path / "ft" / "predictions_test.parquet"), "--out",
@@ -216,7 +185,7 @@ def test_evaluate_recomputes_the_report_from_predictions(tmp_path):
 def test_finetune_on_two_ranks_equals_one_process(tmp_path):
     # The 50/50 weighting runs over the global batch (as the original's single GPU): two ranks with half the
     # batch each must train the same model as one process with all of it. Dropout off: it draws per rank.
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=2",
             "finetune.base_lr=0.004", "model.crn.dropout=0.0", "model.crn.attention_dropout=0.0",
             "model.boundary.dropout=0.0", "model.boundary.head=hybrid"]
@@ -247,7 +216,7 @@ def test_finetune_on_two_ranks_equals_one_process(tmp_path):
 def test_finetuning_learns_a_separable_toy_task(tmp_path, head, splits, epochs, lr):
     """Each scene has its own direction in feature space: a boundary model that learns at all finds the
     boundaries. Fails if fine-tuning stops learning (an untrained model scores near the 12 % of boundaries)."""
-    root, fdir = _finetune_layout(tmp_path, splits=splits)
+    root, fdir = finetune_layout(tmp_path, splits=splits)
     args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", f"model.boundary.head={head}"]
     untrained = finetune(load_config([*args, "finetune.epochs=1", "finetune.base_lr=1e-12"]), fdir, tmp_path / "none")
     trained = finetune(load_config([*args, f"finetune.epochs={epochs}", f"finetune.base_lr={lr}"]), fdir, tmp_path / "ft")
@@ -274,7 +243,7 @@ def test_similarity_head_sees_the_window_cosines():
 
 
 def test_auto_lr_is_chosen_on_val_and_test_never_moves_the_choice(tmp_path):
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=3",
             "finetune.base_lr=auto", "finetune.lr_grid=[1e-9, 2.5e-4, 2.5e-3]"]
     report = finetune(load_config(args), fdir, tmp_path / "a")
@@ -296,7 +265,7 @@ def test_auto_lr_is_chosen_on_val_and_test_never_moves_the_choice(tmp_path):
 
 
 def test_auto_lr_without_val_is_refused(tmp_path):
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     (root / "anno" / "anno.val.ndjson").unlink()
     cfg = load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.base_lr=auto"])
     with pytest.raises(DataError, match="never choose on test"):
@@ -312,7 +281,7 @@ def test_auto_head_trains_each_head_keeps_the_best_on_val_and_the_segmenter_name
     from bassl.config import config_from_dict
     from bassl.models import build_boundary_model
 
-    root, fdir = _finetune_layout(tmp_path, splits=(5, 3, 3))
+    root, fdir = finetune_layout(tmp_path, splits=(5, 3, 3))
     args = [f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=4",
             "model.boundary.head=auto", "finetune.auto_heads=[paper, similarity]", "finetune.base_lr=auto",
             "finetune.lr_grid=[2e-3, 2e-2]"]
@@ -341,13 +310,13 @@ def test_similarity_probe_features_and_fit(tmp_path):
     feats = window_similarities(x, np.array([[0, 1, 2], [1, 1, 2]]))  # windows of 3 shots, centre = position 1
     np.testing.assert_allclose(feats[0], [1.0, 0.0, 0.0, 1.0, 1.0])  # sims (0,1) (0,2) (1,2), then |f1 - f2|
     np.testing.assert_allclose(feats[1], [1.0, 0.0, 0.0, 1.0, 1.0])
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     out = similarity_probe(load_config([f"data.root={root}", "model_preset=tiny"]), load_features(fdir), MovieNetSource(root))
     assert out["test"]["ap"] > 60 and out["val_ap_by_C"][str(out["C"])] == max(out["val_ap_by_C"].values())
 
 
 def test_centred_crn_input_subtracts_the_train_mean_and_travels_with_the_segmenter(tmp_path):
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32", "finetune.epochs=1",
                           "model.boundary.head=paper", "model.boundary.crn_input=centred"]), fdir, tmp_path / "ft")
     fm = load_features(fdir)
@@ -381,7 +350,7 @@ def test_a_batch_the_ranks_cannot_share_is_a_config_error_before_any_work(pretra
     in fine-tuning's first epoch), and checks only its own batch."""
     from bassl.train.pretrain import pretrain
 
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "3")  # as a launcher's 3 ranks would: the check comes before the rendezvous
     with pytest.raises(ConfigError, match="finetune.effective_batch: 32 is not divisible by the world size 3"):
         finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32"]), fdir,
@@ -396,7 +365,7 @@ def test_the_pretrained_crn_is_built_as_it_was_pretrained_whatever_the_preset(mo
     """A tiny encoder's features fine-tuned with the paper's head and no model_preset on the command line: the CRN
     takes its shape from the export (as extract and segment take the encoder's), loads its weights, and says so.
     It used to be built at the command's default size and die in load_state_dict."""
-    root, fdir = _finetune_layout(tmp_path, dim=128)
+    root, fdir = finetune_layout(tmp_path, dim=128)
     cfg = load_config([f"data.root={root}", "model.boundary.head=paper", "finetune.epochs=1",
                        "finetune.effective_batch=32", "finetune.base_lr=0.004"])
     assert cfg.model.crn.hidden_size == 768  # the default preset's

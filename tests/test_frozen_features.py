@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from builders import finetune_layout
 from sklearn.metrics import average_precision_score
-from test_extract_finetune import _finetune_layout  # sibling test module
 
 from bassl.config import load_config
 from bassl.data.features import load_features
@@ -34,11 +34,11 @@ def test_label_free_adjacent_score_stays_in_unit_range_for_features_of_either_si
 
 
 def test_feature_only_metrics_match_an_independent_loop(tmp_path):
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     cfg = load_config([f"data.root={root}"])
     fm = load_features(fdir)
     got = feature_only_metrics(cfg, fm.rows)
-    gts, scores = [], []
+    gts, scores, hits = [], [], []
     for vid, ann in MovieNetSource.from_config(cfg.data).split("test").items():
         x = fm.rows(vid).astype(np.float64)
         n = len(x)
@@ -47,6 +47,11 @@ def test_feature_only_metrics_match_an_independent_loop(tmp_path):
             b = sum(x[min(j, n - 1)] / np.linalg.norm(x[min(j, n - 1)]) for j in (s + 1, s + 2))
             scores.append(1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b))
             gts.append(label)
+        # kNN@1: each annotated shot's most similar other shot of the movie, by cosine; a hit in its own scene
+        scene = dict(zip(ann.shot_ids.tolist(), ann.scene_ids.tolist(), strict=True))
+        for s in ann.shot_ids:
+            cos = {t: x[s] @ x[t] / np.linalg.norm(x[s]) / np.linalg.norm(x[t]) for t in ann.shot_ids if t != s}
+            hits.append(scene[max(cos, key=cos.get)] == scene[s])
     assert math.isclose(got["adjacent_ap"], 100 * average_precision_score(gts, scores), rel_tol=1e-9)
     assert got["adjacent_ap"] > 100 * 2 * np.mean(gts)  # each scene its own direction: far above chance
-    assert 0 <= got["knn1"] <= 100
+    assert math.isclose(got["knn1"], 100 * np.mean(hits), rel_tol=1e-9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,19 @@ def test_missing_root_and_split_errors(tmp_path, layout):
         MovieNetSource(layout).split("val")
 
 
-def test_from_config_uses_data_section(layout):
+def test_from_config_uses_data_section(layout, tmp_path):
     cfg = load_config([f"data.root={layout}"])
     src = MovieNetSource.from_config(cfg.data)
     assert src.root == layout.resolve() and src.shot_count("tt0000002") == 19
+    # every folder name and the keyframe count come from the section (a layout laid out another way)
+    moved = tmp_path / "moved"
+    shutil.copytree(layout / "240P_frames", moved / "frames")
+    shutil.copytree(layout / "anno", moved / "labels")
+    shutil.copytree(layout / "scene318" / "shot_movie318", moved / "timing")
+    cfg = load_config([f"data.root={moved}", "data.frames_dir=frames", "data.anno_dir=labels",
+                       "data.shot_timing_dir=timing", "data.keyframes_per_shot=2"])
+    src = MovieNetSource.from_config(cfg.data)
+    assert (src.frames_root, src.anno_root) == (moved / "frames", moved / "labels")
+    assert src.shot_count("tt0000002") == 19 and src.missing_keyframes("tt0000002") == []  # 2 of the 3 asked for
+    assert sorted(src.split("train")) == sorted(MovieNetSource(layout).split("train"))
+    assert src.shot_timing("tt0000002").tolist() == MovieNetSource(layout).shot_timing("tt0000002").tolist()

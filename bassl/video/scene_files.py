@@ -63,24 +63,10 @@ class Scenes:
         return {"video": video, "fps": self.fps, "nominal_fps": self.nominal_fps, "frames": self.frames,
                 **self.extra, **(extra or {}), "shots": shots, "scenes": scenes}
 
-    def to_csv(self, path: str | Path) -> Path:
-        return write_csv(Path(path), self.to_json())
-
-    def to_edl(self, path: str | Path) -> Path:
-        return write_edl(Path(path), self.to_json(), self.video.stem)
-
-    def to_chapters(self, path: str | Path) -> Path:
-        """FFmpeg chapter metadata (``ffmpeg -i VIDEO -i FILE -map_metadata 1 -map_chapters 1 -c copy OUT``)."""
-        return write_ffmetadata(Path(path), self.to_json(), self.video.stem)
-
     def save(self, out_dir: str | Path, video_src: str | None = None) -> dict[str, Path]:
         """scenes.json, scenes.csv, scenes.edl, scenes.ffmetadata, scenes.html (the video at ``video_src``: a URL,
         default its path relative to ``out_dir``) and, with keyframes, contact_sheet.png."""
         return write_scene_files(Path(out_dir), self, video_src)
-
-    def to_html(self, path: str | Path, video_src: str | None = None) -> Path:
-        """The scene viewer page (:mod:`bassl.video.scene_page`)."""
-        return write_scene_page(Path(path), self.to_json(), self.keyframe, video_src)
 
     def split(self, out_dir: str | Path, progress: bool = False) -> list[dict[str, Any]]:
         """One clip per scene in ``out_dir``, with its sound (:func:`bassl.video.clips.split_clips`)."""
