@@ -27,8 +27,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bassl.data.checksums import file_sha256
+from bassl.data.shard_format import member_exts
 from bassl.data.storage import Store, is_remote, join
 from bassl.errors import DataError
 
@@ -186,6 +188,28 @@ def load_manifest(location: str | Path) -> Manifest:
         for s in data["shards"]
     ]
     return Manifest(store.location, shards, data["movies"], data["splits"], data["skipped"], data)
+
+
+def build_manifest(settings: dict[str, Any], shards: list[dict[str, Any]], movies: dict[str, dict[str, Any]],
+                   splits: dict[str, list[str]], skipped: list[dict[str, Any]]) -> dict[str, Any]:
+    """The document above from its parts (the plan's ``settings``: source, keyframes_per_shot, target_shard_bytes;
+    each shard's entry; each movie's; the splits; what was skipped); the totals are counted here."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": settings["source"],
+        "keyframes_per_shot": settings["keyframes_per_shot"],
+        "members": member_exts(settings["keyframes_per_shot"]),
+        "target_shard_bytes": settings["target_shard_bytes"],
+        "num_shards": len(shards),
+        "num_movies": len(movies),
+        "num_shots": sum(s["samples"] for s in shards),
+        "total_bytes": sum(s["bytes"] for s in shards),
+        "shards": shards,
+        "movies": movies,
+        "splits": splits,
+        "skipped": skipped,
+    }
 
 
 def write_manifest(store: Store, data: dict) -> str:

@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from bassl.config import Config, save_config
 from bassl.data.atomic import parse_temp_name, temp_path
-from bassl.data.manifest import FORMAT, MANIFEST_NAME, VERSION, write_manifest
+from bassl.data.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from bassl.data.movienet import MovieNetSource
-from bassl.data.shard_format import index_name, member_exts
+from bassl.data.shard_format import index_name
 from bassl.data.storage import Store, is_remote
 from bassl.errors import DataError
 from bassl.sharding.build import REPORT_NAME, BuildTask, keep_or_build
@@ -289,8 +289,8 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None, cfg
         raise DataError(f"{out}: {len(missing)} of {len(plan.shards)} shards are not finished ({few}). Run the parts "
                         f"that build them again (with --part I/N, shard i belongs to part i % N), or run "
                         f"`bassl shard` without --part; finished shards are kept.")
-    manifest = _manifest(plan, records)
-    skipped = manifest["skipped"] = _skipped(plan, records)
+    skipped = _skipped(plan, records)
+    manifest = _manifest(plan, records, skipped)
     report = {
         "manifest": MANIFEST_NAME,
         "num_skipped": len(skipped),
@@ -312,7 +312,7 @@ def merge_shards(out_dir: str | Path, source_root: str | Path | None = None, cfg
                         seconds=time.perf_counter() - start, skipped=skipped, manifest=path)
 
 
-def _manifest(plan: ShardPlan, records: list[ShardRecord]) -> dict:
+def _manifest(plan: ShardPlan, records: list[ShardRecord], skipped: list[dict]) -> dict:
     shards = []
     movies: dict[str, dict] = {}
     for rec in records:
@@ -327,19 +327,4 @@ def _manifest(plan: ShardPlan, records: list[ShardRecord]) -> dict:
     members = {name: set(vids) for name, vids in splits.items()}
     for vid, m in movies.items():
         m["splits"] = [name for name, vids in members.items() if vid in vids]
-    settings = plan.settings
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "source": settings["source"],
-        "keyframes_per_shot": settings["keyframes_per_shot"],
-        "members": member_exts(settings["keyframes_per_shot"]),
-        "target_shard_bytes": settings["target_shard_bytes"],
-        "num_shards": len(shards),
-        "num_movies": len(movies),
-        "num_shots": sum(s["samples"] for s in shards),
-        "total_bytes": sum(s["bytes"] for s in shards),
-        "shards": shards,
-        "movies": movies,
-        "splits": splits,
-    }
+    return build_manifest(plan.settings, shards, movies, splits, skipped)
