@@ -57,6 +57,10 @@ def test_resume_in_process_repeats_the_uninterrupted_run(pretrain_shards, tmp_pa
                            (["method=instance"], "method: 'bassl' -> 'instance'")):
         with pytest.raises(ConfigError, match=re.escape(f"was trained with other settings ({named}")):
             pretrain(load_config(overrides(pretrain_shards, *changed)), tmp_path / "b", resume=True)
+    (tmp_path / "b" / "config.yaml").rename(tmp_path / "config.yaml")  # its config.yaml lost: the checkpoint's copy
+    with pytest.raises(ConfigError, match=re.escape("was trained with other settings (optim.base_lr: 0.3 -> 1.0")):
+        pretrain(load_config(overrides(pretrain_shards, "optim.base_lr=1.0")), tmp_path / "b", resume=True)
+    (tmp_path / "config.yaml").rename(tmp_path / "b" / "config.yaml")
     with pytest.raises(ConfigError, match=r"was trained in fp32, and this start runs bf16; set pretrain.precision=fp32"):
         pretrain(load_config(overrides(pretrain_shards, "pretrain.precision=bf16")), tmp_path / "b", resume=True)
     pretrain(load_config(overrides(pretrain_shards, "pretrain.log_every=3")), tmp_path / "b", resume=True)

@@ -297,11 +297,14 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
             shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
         (out_dir / "encoder.pt").unlink(missing_ok=True)
     barrier()  # every rank starts after the deletion
-    if earlier and (out_dir / "config.yaml").is_file():  # before it is overwritten: what the checkpoint was trained by
-        saved = load_saved_config(out_dir)
-        if changes := resume_changes(to_dict(saved), to_dict(cfg)):
+    def refuse_other_settings(saved: dict[str, Any]) -> None:
+        if changes := resume_changes(saved, to_dict(cfg)):
             raise ConfigError(f"--resume: {out_dir} was trained with other settings ({'; '.join(changes)}); resume "
                               "with its settings (its config.yaml), or start again with --fresh or another --out")
+
+    checked = bool(earlier and (out_dir / "config.yaml").is_file())
+    if checked:  # before it is overwritten: what the checkpoint was trained by
+        refuse_other_settings(to_dict(load_saved_config(out_dir)))
     precision = resolve_precision(cfg.pretrain.precision, dist.device)
 
     # ---- loaders ------------------------------------------------------------------------------------
@@ -336,6 +339,8 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     resumed = bool(resume and latest_tag(run.ckpt_dir))
     if resumed:
         client = load_engine(engine, run.ckpt_dir)
+        if not checked and "config" in client:  # its config.yaml is gone: the checkpoint's own copy says
+            refuse_other_settings(client["config"])
         if client.get("precision", precision) != precision:  # `auto` resolves by device: a GPU job resumed on CPU
             raise ConfigError(f"--resume: {run.ckpt_dir} was trained in {client['precision']}, and this start runs "
                               f"{precision}; set pretrain.precision={client['precision']}")
