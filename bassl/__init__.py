@@ -14,11 +14,11 @@ __all__ = ["Segmenter", "Scenes"]
 def __getattr__(name: str):
     """``from bassl import Segmenter``: the Python API, imported on first use (``import bassl`` stays light)."""
     if name == "Segmenter":
-        from bassl.video.segmenter import Segmenter
+        from bassl.scenes.segmenter import Segmenter
 
         return Segmenter
     if name == "Scenes":
-        from bassl.video.scene_files import Scenes
+        from bassl.scenes.scene_files import Scenes
 
         return Scenes
     raise AttributeError(f"module 'bassl' has no attribute {name!r}")

@@ -250,7 +250,7 @@ def _segment_args(p: argparse.ArgumentParser) -> None:
 @command("segment", "a video file -> its scenes (JSON, CSV, EDL, chapters, a viewer page, contact sheet, optional clips)",
          _segment_args)
 def _segment(args: argparse.Namespace, cfg: Config) -> int:
-    from bassl.video.segment import segment
+    from bassl.scenes.segment import segment
 
     segment(cfg, args.video, args.model, args.out, split=args.split, html_video=args.html_video)
     return 0

@@ -37,9 +37,9 @@ from bench_deinterlace import encode_video, write_bar_clip
 from bench_ingest import concat, timed
 from results_files import measured_on, write_results
 
-from bassl.video.clips import copy_clips, reencode_clip, reencode_clips
+from bassl.scenes.clips import copy_clips, reencode_clip, reencode_clips
 
-SPLIT = ("import json, sys; from pathlib import Path; from bassl.video.clips import split_clips; "
+SPLIT = ("import json, sys; from pathlib import Path; from bassl.scenes.clips import split_clips; "
          "doc = {'frames': int(sys.argv[2]), "
          "'scenes': [{'start_frame': a, 'end_frame': a + 249} for a in range(0, int(sys.argv[2]), 250)]}; "
          "clips = split_clips(Path(sys.argv[1]), doc, Path(sys.argv[3])); "
@@ -149,7 +149,7 @@ def with_sound(video: Path, dst: Path, codec: str) -> Path:
 
 def split_sound(seconds: int, scenes: int, repeats: int) -> None:
     """``split_clips`` of one film silent, with AAC and with PCM; every clip a stream copy."""
-    from bassl.video.clips import split_clips
+    from bassl.scenes.clips import split_clips
 
     frames = seconds * 25
     bounds = np.linspace(0, frames, scenes + 1).astype(int)

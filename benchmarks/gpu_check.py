@@ -110,10 +110,10 @@ def segment_speed(dry_run: bool, loader: str) -> dict:
     from bench_ingest import small_segmenter
 
     from bassl.config import load_config
+    from bassl.scenes.segmenter import Segmenter
     from bassl.synth.plan import plan_dataset
     from bassl.synth.video import render_video
     from bassl.video.decode import probe
-    from bassl.video.segmenter import Segmenter
 
     size = ["synth.min_scenes=3", "synth.max_scenes=3", "synth.width=216", "synth.height=120"] if dry_run else []
     cfg = load_config(["synth.train_movies=1", "synth.val_movies=0", "synth.test_movies=1",

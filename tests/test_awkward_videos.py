@@ -79,7 +79,7 @@ def first_frame(path: Path) -> np.ndarray:
 def test_rotated_phone_video_gives_upright_keyframes_and_clips(tmp_path, rotation):
     # The stored frame has a white block top-left; a player turns it ``rotation`` degrees counter-clockwise
     # (PyAV's set_display_rotation and VideoFrame.rotation both count counter-clockwise).
-    from bassl.video.clips import copy_clip, reencode_clip
+    from bassl.scenes.clips import copy_clip, reencode_clip
     from bassl.video.decode import probe
 
     video = write_video(tmp_path / "phone.mp4", SHOTS, rotation=rotation)
@@ -126,7 +126,7 @@ def test_interlaced_video_is_deinterlaced_and_timed_right(tmp_path):
         with Image.open(LayoutWriter(tmp_path / "root").keyframe_path("tv", s, 1)) as im:
             kept = combing(np.asarray(im.convert("RGB")))
         assert combing(raw[f]) > 4.0 and kept < 0.3 * combing(raw[f]), (s, combing(raw[f]), kept)
-    from bassl.video.clips import reencode_clip
+    from bassl.scenes.clips import reencode_clip
 
     reencode_clip(video, tmp_path / "clip.mp4", 35, 50)  # a --split clip re-encoded: deinterlaced too
     assert combing(first_frame(tmp_path / "clip.mp4")) < 0.3 * combing(raw[35])
@@ -172,7 +172,7 @@ def test_recordings_joined_end_to_end_are_timed_on_and_split_within_each(tmp_pat
     numbers."""
     import av
 
-    from bassl.video.clips import split_clips, stream_packets
+    from bassl.scenes.clips import split_clips, stream_packets
     from bassl.video.decode import frames
 
     first = write_video(tmp_path / "a.ts", [30, 30], fmt="mpegts", colour_seed=3, audio="aac")
@@ -361,7 +361,7 @@ def test_clips_reencoded_in_one_pass_equal_clips_cut_one_by_one(tmp_path):
     import av
 
     from bassl.errors import DataError
-    from bassl.video.clips import reencode_clip, reencode_clips
+    from bassl.scenes.clips import reencode_clip, reencode_clips
 
     video = write_video(tmp_path / "v.mkv", SHOTS)
     ranges = [(60, 90), (5, 20), (20, 47)]  # out of order, with a gap (47-59) that no clip takes
@@ -385,7 +385,7 @@ def test_a_reencoded_clip_of_an_odd_sized_video_is_cropped_not_scaled(tmp_path):
     where it was. A one-pixel line at x = 120 stays at 120 (scaled to 126 it would move to 119)."""
     import av
 
-    from bassl.video.clips import reencode_clip
+    from bassl.scenes.clips import reencode_clip
 
     video = tmp_path / "odd.mkv"
     with av.open(str(video), "w") as out:
@@ -410,7 +410,7 @@ def test_clips_copied_in_one_pass_hold_exactly_the_source_frames(tmp_path):
     """--split copies every clip that starts and ends on keyframes in one read of the packets: each clip decodes to
     the source's own frames, bit for bit, however the clips are ordered; a clip that is not keyframe to keyframe is
     refused before anything is written."""
-    from bassl.video.clips import copy_clips, stream_packets
+    from bassl.scenes.clips import copy_clips, stream_packets
 
     video = write_video(tmp_path / "v.mkv", SHOTS)
     placed = stream_packets(video)
@@ -450,7 +450,7 @@ def test_ingest_leaves_a_layout_it_did_not_write_alone_and_names_file_errors(tmp
 
 
 def test_split_removes_the_clips_of_an_earlier_split_with_more_scenes(tmp_path):
-    from bassl.video.clips import split_clips
+    from bassl.scenes.clips import split_clips
 
     video = write_video(tmp_path / "v.mp4", SHOTS)
     three = {"frames": 90, "scenes": [{"start_frame": a, "end_frame": a + 29} for a in (0, 30, 60)]}
@@ -478,7 +478,7 @@ def test_a_copy_starts_only_where_a_decoder_can_and_no_frame_crosses(tmp_path, n
     stamps H.264 in decode order). Every clip from one cut to the next decodes to the source's own frames, bit for
     bit, the first at 0 s and the rest a frame apart (not one B-frame delay late); where nothing can be copied,
     --split re-encodes."""
-    from bassl.video.clips import copy_clips, split_clips, stream_packets
+    from bassl.scenes.clips import copy_clips, split_clips, stream_packets
 
     fmt = {"ts": "mpegts", "avi": "avi"}.get(name.rsplit(".", 1)[1])
     video = write_rolling(tmp_path / name, codec, options, fmt=fmt,
@@ -507,7 +507,7 @@ def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_fram
     packet k is not frame k. --split then copies nothing; every clip is re-encoded from the frames ingest numbers."""
     import av
 
-    from bassl.video.clips import split_clips, stream_packets
+    from bassl.scenes.clips import split_clips, stream_packets
     from bassl.video.decode import frames
 
     full = write_rolling(tmp_path / "full.ts", "libx264", {"x264-params": "keyint=20:min-keyint=20:scenecut=0"},
@@ -533,7 +533,7 @@ def test_a_recording_cut_mid_gop_is_reencoded_not_copied_off_by_the_dropped_fram
 
 
 def test_missing_decode_times_are_filled_in_increasing():
-    from bassl.video.clips import _fill_dts
+    from bassl.scenes.clips import _fill_dts
 
     # Matroska's first packets (count back), a gap between two known ones (spread), a gap at the end (count on)
     np.testing.assert_array_equal(_fill_dts([None, None, 0, 40, None, None, 160, None], 40),
@@ -570,7 +570,7 @@ def test_each_clip_carries_its_scenes_sound_in_step_with_the_picture(tmp_path, n
     holds a cut, the tone changes within 10 ms of it. The packets are copied where players take the codec in MP4;
     PCM (whose layout AVI and Matroska leave unnamed) and MP3 are encoded to AAC, in samples whatever the source's
     time base (AVI ticks once per audio frame)."""
-    from bassl.video.clips import split_clips
+    from bassl.scenes.clips import split_clips
 
     fmt = {"ts": "mpegts"}.get(name.rsplit(".", 1)[1])
     video = write_video(tmp_path / name, SHOTS, fmt=fmt, codec=vcodec, audio=codec, sound_tail=tail)

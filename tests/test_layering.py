@@ -1,8 +1,8 @@
 """Data flows one way. Each part of the package may import only the layers below it, never a sibling or a layer above.
 
-    errors, workers < data (the on-disk formats) < methods < config
-           < synth | sharding | loaders | models | eval      (siblings: none imports another)
-           < train < video < demo < cli < __main__
+    errors, workers, memory < data (the on-disk formats) < methods < config
+           < synth | sharding | loaders | models | eval | video      (siblings: none imports another)
+           < train < scenes < demo < cli < __main__
 
 Imports under ``if TYPE_CHECKING:`` are annotations only and do not count.
 """
@@ -20,9 +20,9 @@ LAYERS = [
     {"data"},
     {"methods"},
     {"config", "configs"},
-    {"synth", "sharding", "loaders", "models", "eval"},
+    {"synth", "sharding", "loaders", "models", "eval", "video"},
     {"train"},
-    {"video"},
+    {"scenes"},
     {"demo"},
     {"cli"},
     {"__main__"},

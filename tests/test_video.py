@@ -210,7 +210,7 @@ def test_segment_features_says_what_is_wrong_with_its_input(models):
         Segmenter.load(models["segmenter"], cfg={})
     with pytest.raises(ValueError, match=r"from features alone: give segment_features the video"):
         seg.segment_features(good).split(models["segmenter"].parent / "no_clips")
-    from bassl.video.scene_files import write_edl
+    from bassl.scenes.scene_files import write_edl
 
     doc = seg.segment_features(good).to_json() | {"nominal_fps": 25.0, "video": "a\nb.mp4"}
     edl = write_edl(models["segmenter"].parent / "t.edl", doc, "a\nb.mp4").read_text().splitlines()
@@ -225,7 +225,7 @@ def test_edl_timecodes_count_frames_at_the_nominal_rate():
     at 23.976 frame 86,314, 00:59:56:10; whole rates count seconds exactly."""
     from fractions import Fraction
 
-    from bassl.video.scene_files import timecode
+    from bassl.scenes.scene_files import timecode
 
     ntsc, film = float(Fraction(30000, 1001)), float(Fraction(24000, 1001))
     assert timecode(3600.0, ntsc) == "00:59:56:12" and timecode(3600.0, film) == "00:59:56:10"
@@ -268,7 +268,7 @@ def test_segment_names_its_scorer_and_reads_segmenters_from_before_boundary_head
 
 
 def test_segment_warns_when_the_training_free_score_was_better_on_val():
-    from bassl.video.segmenter import scorer_line
+    from bassl.scenes.segmenter import scorer_line
 
     mode = {"mode": "fine-tuned", "boundary_head": "paper", "val_ap": 30.0, "training_free_val_ap": 40.0}
     assert "warning: the training-free score was better on val" in scorer_line(mode)
@@ -337,7 +337,7 @@ def test_variable_frame_rate_is_timed_from_timestamps(models, tmp_path):
             times = np.array([f.time for f in c.decode(video=0)])
         want = source[s["start_frame"] : s["end_frame"] + 1]
         np.testing.assert_allclose(times - times[0], want - want[0], atol=1e-3)
-    from bassl.video.clips import reencode_clip
+    from bassl.scenes.clips import reencode_clip
 
     reencode_clip(video, tmp_path / "mid.mp4", 100, 200)  # not on keyframes: decoded and encoded again
     with av.open(str(tmp_path / "mid.mp4")) as c:

@@ -1,5 +1,5 @@
 """``bassl segment VIDEO --model M --out DIR``: one video file in, its scenes out (a thin wrapper over
-:class:`bassl.video.segmenter.Segmenter`, the Python API)."""
+:class:`bassl.scenes.segmenter.Segmenter`, the Python API)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bassl.config import Config
-from bassl.video.clips import remove_clips
-from bassl.video.segmenter import Segmenter
+from bassl.scenes.clips import remove_clips
+from bassl.scenes.segmenter import Segmenter
 
 
 def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str | Path, split: bool = False,

@@ -9,7 +9,7 @@ already has, into scenes; ``bassl segment`` is a thin wrapper over it.
 
 The stages are the pipeline's own: ingest (shots and keyframes, :mod:`bassl.video.ingest`) -> shards ->
 features (the encoder in eval mode over the keyframes, :func:`bassl.train.extract.encode_shots`) -> a boundary
-probability per shot -> scenes (:class:`bassl.video.scene_files.Scenes`).
+probability per shot -> scenes (:class:`bassl.scenes.scene_files.Scenes`).
 
 The model is a ``segmenter.pt`` from ``bassl finetune`` (encoder, boundary model and the decision threshold chosen
 on val), or a pre-trained ``encoder.pt`` alone. Without a fine-tuned model the score of "shot i ends a scene" is
@@ -40,13 +40,13 @@ from bassl.loaders.windows import neighbor_window
 from bassl.memory import bound_heap
 from bassl.models.boundary_model import build_boundary_model
 from bassl.models.weights import SEGMENTER_FORMAT, encoder_from, load_model_file
+from bassl.scenes.scene_files import Scenes
 from bassl.sharding.run import build_shards
 from bassl.train.extract import encode_shots
 from bassl.train.finetune import predict
 from bassl.train.label_free import PPScorer, choose_scorer, label_free_scores
 from bassl.video.decode import probe
 from bassl.video.ingest import IngestTask, assign_ids, ingest_one, write_annotations
-from bassl.video.scene_files import Scenes
 
 
 def load_model(path: Path) -> dict[str, Any]:

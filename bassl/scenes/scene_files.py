@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 
 from bassl.data.atomic import atomic_path, write_atomic, write_json
-from bassl.video.clips import split_clips
+from bassl.scenes.clips import split_clips
+from bassl.scenes.scene_page import thumbnail_shots, write_scene_page
 from bassl.video.names import edl_text
-from bassl.video.scene_page import thumbnail_shots, write_scene_page
 
 
 @dataclass
 class Scenes:
     """A segmented video: shots (frame ranges and times) and scenes (runs of shots), with the boundary
-    probabilities; what :class:`bassl.video.segmenter.Segmenter` returns. ``save`` writes every file, ``split`` the
+    probabilities; what :class:`bassl.scenes.segmenter.Segmenter` returns. ``save`` writes every file, ``split`` the
     clips, ``to_json`` the document scenes.json holds."""
 
     video: Path
@@ -69,7 +69,7 @@ class Scenes:
         return write_scene_files(Path(out_dir), self, video_src)
 
     def split(self, out_dir: str | Path, progress: bool = False) -> list[dict[str, Any]]:
-        """One clip per scene in ``out_dir``, with its sound (:func:`bassl.video.clips.split_clips`)."""
+        """One clip per scene in ``out_dir``, with its sound (:func:`bassl.scenes.clips.split_clips`)."""
         if self.video == Path():
             raise ValueError("these scenes came from features alone: give segment_features the video they are of "
                              "(video=PATH) to cut it into clips")
