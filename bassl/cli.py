@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bassl.config import Config, ConfigError, load_config, save_config
-from bassl.errors import BasslError
+from bassl.errors import BasslError, DataError
 
 Command = Callable[[argparse.Namespace, Config], int]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
@@ -73,6 +73,17 @@ def _validate(args: argparse.Namespace, cfg: Config) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (0 <= I < N, as Slurm array task ids) -> (I, N)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+        raise DataError(f"--part {text!r}: expected I/N with 0 <= I < N, e.g. --part 3/16 (Slurm: "
+                        "--part $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-15)")
+    return int(m.group(1)), int(m.group(2))
+
+
 def _shard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, help="MovieNet-SSeg root (default: data.root)")
     p.add_argument("--out", help="shard directory, or s3:// gs:// URL prefix to publish to (default: data.shards)")
@@ -91,7 +102,7 @@ def _shard_args(p: argparse.ArgumentParser) -> None:
 @command("shard", "pack keyframes into WebDataset tar shards with DALI indexes and a manifest (resumable)", _shard_args)
 def _shard(args: argparse.Namespace, cfg: Config) -> int:
     from bassl.data.storage import is_remote
-    from bassl.sharding.run import build_shards, merge_shards, parse_part
+    from bassl.sharding.run import build_shards, merge_shards
 
     if args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: give 0 (one per core) or more processes")
@@ -222,7 +233,6 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 @command("ingest", "video files -> shots and keyframes in the MovieNet-SSeg layout (for shard and pretrain; resumable)",
          _ingest_args)
 def _ingest(args: argparse.Namespace, cfg: Config) -> int:
-    from bassl.sharding.run import parse_part
     from bassl.video.ingest import ingest_videos, merge_ingest
 
     if args.merge:

@@ -69,18 +69,6 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def parse_part(text: str | None) -> tuple[int, int] | None:
-    """``"I/N"`` (0 <= I < N, as Slurm array task ids) -> (I, N)."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
-        raise DataError(f"--part {text!r}: expected I/N with 0 <= I < N, e.g. --part 3/16 (Slurm: "
-                        "--part $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-15)")
-    return int(m.group(1)), int(m.group(2))
-
-
-
 # ---- the run ------------------------------------------------------------------------------------------
 
 
