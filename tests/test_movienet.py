@@ -78,6 +78,18 @@ def test_missing_keyframes_are_listed_with_count(layout, capsys):
     assert main(["validate", "--root", str(layout)]) == 1
 
 
+def test_unreadable_keyframes_are_named_before_sharding_meets_them(layout):
+    """What `bassl shard` would stop at: an empty file, a PNG under a .jpg name, a JPEG cut short."""
+    frames = layout / "240P_frames" / "tt0000001"
+    whole = (frames / "shot_0001_img_0.jpg").read_bytes()
+    (frames / "shot_0002_img_0.jpg").write_bytes(b"")
+    (frames / "shot_0004_img_1.jpg").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (frames / "shot_0006_img_2.jpg").write_bytes(whole[: len(whole) // 2])
+    msg = " ".join(MovieNetSource(layout).validate().problems)
+    assert "unreadable keyframes (3:" in msg and "shot_0002_img_0.jpg (empty file)" in msg
+    assert "shot_0004_img_1.jpg (not a JPEG" in msg and "shot_0006_img_2.jpg (truncated JPEG" in msg
+
+
 def test_rows_pointing_at_absent_shots(layout):
     with (layout / "anno" / "anno.train.ndjson").open("a") as f:
         f.write(json.dumps({"video_id": "tt0000001", "shot_id": "0042", "num_shot": 20, "boundary_label": 0}) + "\n")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bassl.data.atomic import write_atomic, write_json
+from bassl.data.shard_format import jpeg_file_problem
 from bassl.errors import DataError
 
 if TYPE_CHECKING:
@@ -322,6 +323,10 @@ class MovieNetSource:
             missing += [str(p) for p in self.missing_keyframes(vid)]
         if missing:
             report.problems.append(f"missing keyframes ({_first_and_count(missing)})")
+        broken = [f"{path} ({why})" for vid in movies for shot, ks in sorted(self._scan(vid).items()) for k in sorted(ks)
+                  if (why := jpeg_file_problem(path := self.keyframe_path(vid, shot, k)))]
+        if broken:  # what `bassl shard` would stop at (or, with --on-error skip, leave out)
+            report.problems.append(f"unreadable keyframes ({_first_and_count(broken)})")
         names = splits if splits is not None else self.available_splits()
         if not names:
             report.problems.append(f"no annotation files anno.<split>.ndjson under {self.anno_root}")

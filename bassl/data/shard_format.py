@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import BinaryIO
 
 from bassl.errors import DataError
@@ -82,6 +83,19 @@ def jpeg_problem(data) -> str | None:
     if not tail.endswith(b"\xff\xd9") and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
         return "truncated JPEG (no FFD9 end-of-image marker)"
     return None
+
+
+def jpeg_file_problem(path: str | Path) -> str | None:
+    """:func:`jpeg_problem` of a file, read from its first 2 and last 64 bytes only (``bassl validate`` checks every
+    keyframe of a data set)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+        size = f.seek(0, os.SEEK_END)
+        if size <= 66:
+            f.seek(0)
+            return jpeg_problem(f.read())
+        f.seek(size - 64)
+        return jpeg_problem(head + f.read())
 
 
 # ---- USTAR headers ------------------------------------------------------------------------------
