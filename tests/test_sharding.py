@@ -167,6 +167,18 @@ def test_dali_reads_with_our_index_byte_for_byte_and_decodes(source, reference):
     assert seen == [(v, s) for v, n in MOVIES.items() for s in range(n)]
 
 
+def test_verify_with_checksums_checks_every_tar_and_index(reference, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    load_manifest(copy).verify(checksums=True)
+    idx = sorted(copy.glob("*.idx"))[0]
+    data = idx.read_bytes()
+    idx.write_bytes(data[:-2] + (b"7" if data[-2:-1] != b"7" else b"8") + data[-1:])  # one digit, same size
+    load_manifest(copy).verify()  # sizes alone cannot see it
+    with pytest.raises(DataError, match=rf"{idx.name}: sha256 differs from the manifest; the index is corrupt"):
+        load_manifest(copy).verify(checksums=True)
+
+
 def test_manifest_lists_every_shot_once_in_order(source, reference):
     m = load_manifest(reference)
     got = [(r.video_id, s) for sh in m.shards for r in sh.movies for s in range(r.first_shot, r.last_shot + 1)]

@@ -150,7 +150,7 @@ class Manifest:
         return [self.root / s.index for s in self.select(split, movies)]
 
     def verify(self, checksums: bool = False) -> None:
-        """Every shard and index present with the listed size (and, with ``checksums``, the listed sha256)."""
+        """Every shard and index present with the listed size (and, with ``checksums``, the listed sha256s)."""
         for s in self.shards:
             tar, idx = self.root / s.name, self.root / s.index
             if not idx.is_file():
@@ -163,6 +163,8 @@ class Manifest:
                 raise DataError(f"{tar}: {size} bytes, the manifest says {s.bytes}; the shard was changed or cut short")
             if checksums and file_sha256(tar) != s.sha256:
                 raise DataError(f"{tar}: sha256 differs from the manifest; the shard is corrupt, rebuild it")
+            if checksums and s.index_sha256 and file_sha256(idx) != s.index_sha256:
+                raise DataError(f"{idx}: sha256 differs from the manifest; the index is corrupt, rebuild it")
 
 
 def load_manifest(location: str | Path) -> Manifest:

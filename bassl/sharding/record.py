@@ -11,7 +11,6 @@ Only the standard library is imported here, so spawned workers start in millisec
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,7 +85,7 @@ class ShardRecord:
                 return False
         except OSError:
             return False
-        return hashlib.sha256(idx.read_bytes()).hexdigest() == self.index_sha256 and file_sha256(tar) == self.sha256
+        return file_sha256(idx) == self.index_sha256 and file_sha256(tar) == self.sha256
 
     @property
     def shots(self) -> int:
