@@ -229,6 +229,16 @@ def test_resolved_config_round_trips(tmp_path):
     assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
 
 
+def test_a_config_saved_before_a_key_existed_reads_back_as_its_run_was():
+    """Keys added later take their default, except where that is not what the old run did: fine-tuning clipped
+    gradients at 1.0 (DeepSpeed's default) until finetune.gradient_clipping existed, and now clips nothing."""
+    saved = to_dict(load_config(["model_preset=tiny"]))
+    del saved["finetune"]["gradient_clipping"], saved["loss"]["pp_negatives"]
+    old = config_from_dict(saved)
+    assert old.finetune.gradient_clipping == 1.0 and old.loss.pp_negatives == load_config().loss.pp_negatives
+    assert config_from_dict(to_dict(load_config())).finetune.gradient_clipping == 0.0  # saved with it: as saved
+
+
 def test_compat_switches_default_to_the_paper():
     cfg = load_config()
     assert cfg.compat.temporal_same_shot is False

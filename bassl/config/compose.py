@@ -100,14 +100,23 @@ def load_saved_config(directory: str | Path, name: str = "config.yaml") -> Confi
     return config_from_dict(read_yaml(path), source=str(path))
 
 
+# Keys added after configs were saved without them, whose default is not what those runs did: such a config reads
+# back as the run was (fine-tuning clipped at 1.0, DeepSpeed's own default, until the key existed).
+SAVED_BEFORE = {("finetune", "gradient_clipping"): 1.0}
+
+
 def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
     """Rebuild a Config from a saved resolved config (e.g. the one stored in a checkpoint). Keys added to bassl
-    after it was saved take their default."""
+    after it was saved take their default, or what the run did when that differs (:data:`SAVED_BEFORE`)."""
     default_path = package_yaml("default.yaml")
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     merge(merged, read_yaml(default_path), origins, str(default_path))
     merge(merged, data, origins, source)
+    for (section, key), then in SAVED_BEFORE.items():
+        if isinstance(data.get(section), dict) and key not in data[section]:
+            merged[section][key] = then
+            origins[f"{section}.{key}"] = f"{source} (saved before {section}.{key} existed)"
     cfg = build(Config, merged, "", origins)
     cfg.check()
     return cfg

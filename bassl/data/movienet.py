@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -417,6 +418,11 @@ class LayoutWriter:
 
     def write_keyframe(self, video_id: str, shot: int, k: int, jpeg: bytes) -> Path:
         return write_atomic(self.keyframe_path(video_id, shot, k), jpeg)
+
+    def remove_movie(self, video_id: str) -> None:
+        """A movie's keyframes and shot timing (its annotation rows are written anew by whoever calls this)."""
+        shutil.rmtree(self.frames_root / video_id, ignore_errors=True)
+        (self.timing_root / f"{video_id}.txt").unlink(missing_ok=True)
 
     def write_shot_timing(self, video_id: str, frames: np.ndarray) -> Path:
         """``shot_movie318/<vid>.txt``: one line per shot, ``start_frame end_frame [keyframe frames...]``."""

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from bassl.config import Config, ConfigError, load_saved_config, save_config, to_dict
+from bassl.config import Config, ConfigError, config_from_dict, load_saved_config, save_config, to_dict
 from bassl.data.manifest import load_manifest
 from bassl.errors import BasslError
 from bassl.loaders.build import LoaderHandle, build_pretrain_loader
@@ -340,7 +340,7 @@ def pretrain(cfg: Config, out_dir: str | Path, resume: bool = False, max_steps: 
     if resumed:
         client = load_engine(engine, run.ckpt_dir)
         if not checked and "config" in client:  # its config.yaml is gone: the checkpoint's own copy says
-            refuse_other_settings(client["config"])
+            refuse_other_settings(to_dict(config_from_dict(client["config"], source=str(run.ckpt_dir))))
         if client.get("precision", precision) != precision:  # `auto` resolves by device: a GPU job resumed on CPU
             raise ConfigError(f"--resume: {run.ckpt_dir} was trained in {client['precision']}, and this start runs "
                               f"{precision}; set pretrain.precision={client['precision']}")

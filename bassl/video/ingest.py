@@ -99,8 +99,8 @@ class DetectedShots:
     nominal_fps: float
     interlaced: int = 0  # of them decoded as two fields (and deinterlaced)
     splices: int = 0  # where the timestamps jumped back (recordings joined end to end)
-    damaged: int = 0  # packets the demuxer flagged corrupt (lost transport-stream packets)
-    damage_times: list[float] = field(default_factory=list)  # seconds: the frame after each run of them
+    losses: list[tuple[float, float]] = field(default_factory=list)  # (time, seconds skipped) where frames went
+    #   missing after packets the demuxer flagged corrupt
 
     @property
     def vfr(self) -> bool:
@@ -122,14 +122,13 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     detector = make_detector(cfg, info.fps, info.width, info.height)
     cuts: list[int] = []
     starts_s = array("d")
-    last_duration, interlaced, splices, damaged, damage_times = 0.0, 0, 0, 0, []
+    last_duration, interlaced, splices, flagged = 0.0, 0, 0, []
     for f in frames(path, *detector.size, fmt=detector.fmt, fps=info.fps):
         cuts += detector.process(f.index, f.image)
         starts_s.append(f.time)
         last_duration, interlaced, splices = f.duration, interlaced + f.interlaced, splices + f.splice
         if f.damaged:
-            damaged += f.damaged
-            damage_times.append(f.time)
+            flagged.append(f.index)
     count = len(starts_s)
     if count == 0:
         raise DataError(f"{path}: the video stream has no frames")
@@ -140,32 +139,54 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
     t = frame_end_times(starts_s, last_duration, info.fps)
     return DetectedShots(np.concatenate([np.stack([starts, ends], axis=1), keyframe_frames(starts, ends)], axis=1),
                          np.stack([t[starts], t[ends + 1]], axis=1), count, info.nominal_fps, interlaced, splices,
-                         damaged, damage_times)
+                         frames_lost(t[:-1], flagged))
+
+
+LOSS_WINDOW = 8  # frames either side of a corrupt-packet flag searched for a skip (decoding runs a few frames behind)
+
+
+def frames_lost(times: np.ndarray, flagged: list[int]) -> list[tuple[float, float]]:
+    """(time, seconds skipped) for each flag of a corrupt packet near which the picture skips ahead by over 1.5
+    frame steps (the median step). The demuxer flags a packet corrupt when its stream's counter breaks, which a lost
+    packet does, and so does a join of recordings end to end: only a skip in time says frames went missing (a join
+    whose clocks run on skips too)."""
+    steps = np.diff(times)
+    if not len(steps) or not flagged:
+        return []
+    typical = float(np.median(steps))
+    found: dict[int, tuple[float, float]] = {}
+    for i in flagged:
+        near = range(max(i - LOSS_WINDOW, 0), min(i + LOSS_WINDOW, len(steps)))
+        skips = [j for j in near if steps[j] > 1.5 * typical]
+        if skips:
+            j = max(skips, key=lambda j: steps[j])
+            found[j] = (float(times[j + 1]), float(steps[j] - typical))
+    return [found[j] for j in sorted(found)]
 
 
 def short_decode_warning(path: Path, info: VideoInfo, decoded_s: float, count: int) -> str | None:
-    """A damaged file usually decodes until the damage and then stops without an error (FFmpeg conceals it). Its
-    shots up to there are kept; this says so when the decoded length falls short of what the container states
-    (by over 5 % and 1 s, or by frames the header counts)."""
+    """A damaged file usually decodes until the damage and then stops without an error (FFmpeg conceals it), and a
+    stream cut at its start loses the frames before its first keyframe. The shots of what decoded are kept; this
+    says so when the decoded length falls short of what the container states (by over 5 % and 1 s, or by frames
+    the header counts)."""
     short_s = info.duration - decoded_s
     if info.duration and short_s > max(1.0, 0.05 * info.duration):
         return (f"{path}: decoded {decoded_s:.1f} s of the {info.duration:.1f} s the container states; the file is "
-                "probably damaged or cut short, and only the shots before the damage were kept")
+                "probably damaged or cut short, and only the shots of what decoded were kept")
     if info.frames and count < 0.95 * info.frames:
         return (f"{path}: decoded {count} of the {info.frames} frames the header counts; the file is probably damaged, "
-                "and only the shots before the damage were kept")
+                "and only the shots of what decoded were kept")
     return None
 
 
-def damage_warning(path: Path, damaged: int, times: list[float]) -> str | None:
-    """A transport stream that lost packets decodes on past the loss, frames missing and others broken, with no
-    error and its length whole (its timestamps go on): only the demuxer's corrupt-packet flags tell."""
-    if not damaged:
+def loss_warning(path: Path, losses: list[tuple[float, float]]) -> str | None:
+    """A transport stream that lost packets (a broadcast capture's reception errors) decodes on past the loss with no
+    error and its length whole, its timestamps going on: the demuxer's corrupt-packet flags and a skip in time tell."""
+    if not losses:
         return None
-    at = ", ".join(f"{t:.1f}" for t in times[:5]) + (", ..." if len(times) > 5 else "")
-    return (f"{path}: {damaged} packet(s) of the video stream arrived damaged (near {at} s), as in a broadcast "
-            "recording with reception errors; frames there may be missing or broken, so a cut near those times may be "
-            "missed or found where there is none")
+    at = ", ".join(f"{t:.1f} s ({skip:.2f} s skipped)" for t, skip in losses[:5]) + (", ..." if len(losses) > 5 else "")
+    return (f"{path}: the picture skips ahead after damaged packets near {at}: frames lost to reception errors (or "
+            "recordings joined end to end); a cut near there may be missed or found where there is none")
 
 
 def several_streams_warning(path: Path, info: VideoInfo) -> str | None:
@@ -293,13 +314,13 @@ def _ingest(task: IngestTask) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     layout.write_shot_timing(vid, shots)
     warning = " ".join(w for w in (several_streams_warning(path, info), splice_warning(path, detected.splices),
-                                   damage_warning(path, detected.damaged, detected.damage_times),
+                                   loss_warning(path, detected.losses),
                                    short_decode_warning(path, info, float(detected.times[-1, 1]), count)) if w)
     rec = {"version": RECORD_VERSION, "video_id": vid, "key": source_key(path), "settings": to_dict(cfg),
            "fps": info.fps, "nominal_fps": info.nominal_fps, "vfr": detected.vfr, "frames": count,
            "duration": float(detected.times[-1, 1]), "start": info.start, "width": info.width, "height": info.height,
            "rotation": info.rotation, "codec": info.codec, "interlaced_frames": detected.interlaced,
-           "timestamp_splices": detected.splices, "damaged_packets": detected.damaged,
+           "timestamp_splices": detected.splices, "frames_lost_near": [round(t, 3) for t, _ in detected.losses],
            "video_stream": [info.stream, info.streams],
            "shots": len(shots), "detector": cfg.detector, "threshold": cfg.threshold or DEFAULT_THRESHOLD[cfg.detector],
            "keyframe_size": [w, h], "shot_times": np.round(detected.times, 6).tolist(),
@@ -363,6 +384,24 @@ def refuse_foreign_layout(root: Path) -> None:
                         "replace them: give ingest a new --out (pre-training reads one layout per run)")
 
 
+def remove_renamed(root: Path, ids: dict[str, str]) -> list[str]:
+    """Videos of this run kept under another id by an earlier bassl (the id rule for names beyond ASCII changed on
+    2026-12-08: été.mp4 was 't', now 'ete'): removed, so that no video is in the layout twice. ``ids``: source path
+    -> this run's id. Returns a line per video removed."""
+    layout, lines = LayoutWriter(root), []
+    for path in sorted((root / RECORDS).glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+            source, old = rec["key"]["source"], rec["video_id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a report, or not a record of ours
+        if source in ids and ids[source] != old:
+            path.unlink()
+            layout.remove_movie(old)
+            lines.append(f"{source}: ingested earlier as video id {old!r}, now {ids[source]!r}; the old one was removed")
+    return lines
+
+
 def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, on_error: str = "error",
                   progress: bool = True, part: tuple[int, int] | None = None) -> IngestSummary:
     """Ingest every video of ``inputs`` (files or directories) into the layout at ``out``; resumable.
@@ -381,6 +420,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
     if part is not None:
         tasks = tasks[part[0] :: part[1]]
     summary = IngestSummary(root, videos=len(tasks), part=part)
+    summary.warnings += remove_renamed(root, {str(t.path): t.video_id for t in tasks})
     with process_maps(min(resolve_workers(cfg.workers), len(tasks))) as maps, \
             tqdm(total=len(tasks), unit="video", desc="ingest", disable=not progress) as bar:
         for result in maps.unordered(ingest_one, tasks):

@@ -24,10 +24,12 @@ def video_id(path: Path) -> str:
     becomes '_'. A name with letters that have no ASCII form (電影.mp4, 第1話.mp4) gets 8 hex digits of its hash,
     so that two such names stay two ids and a movie keeps its id across runs."""
     stem = without_accents(path.stem)
-    vid = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:80]
+    vid = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")
     if any(not c.isascii() for c in stem):
-        vid = f"{vid or 'video'}-{hashlib.sha1(path.stem.encode()).hexdigest()[:8]}"
-    vid = vid or "video"
+        # one name, one id: the composed form (macOS stores names decomposed), bytes as the file system gave them
+        name = unicodedata.normalize("NFC", path.stem).encode("utf-8", "surrogateescape")
+        vid = f"{vid[:71].rstrip('_') or 'video'}-{hashlib.sha1(name).hexdigest()[:8]}"
+    vid = vid[:80] or "video"
     if not KEY_RE.match(f"{vid}_0000"):
         raise DataError(f"{path}: cannot make a video id from its name; rename it (letters, digits, _ and -)")
     return vid
