@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from builders import clean_env, overrides
+from builders import clean_env, finetune_layout, overrides
 
 from bassl.config import load_config
 
@@ -100,11 +100,9 @@ def test_extraction_and_finetuning_on_the_device(pretrain_shards, tmp_path):
     _, _, ref = encode_shots(cfg, cpu_encoder, torch.device("cpu"), "test")
     cos = (feats * ref).sum(1) / np.linalg.norm(feats, axis=1) / np.linalg.norm(ref, axis=1)
     assert len(vids) == 26 and cos.min() > 0.98, cos.min()  # bf16 features point where the fp32 ones do
-    from test_extract_finetune import _finetune_layout
-
     from bassl.train.finetune import finetune
 
-    root, fdir = _finetune_layout(tmp_path)
+    root, fdir = finetune_layout(tmp_path)
     report = finetune(load_config([f"data.root={root}", "model_preset=tiny", "finetune.effective_batch=32",
                                    "finetune.epochs=2", "finetune.base_lr=1e-3"]), fdir, tmp_path / "ft")
     assert np.isfinite(report["test"]["ap"]) and load_features(fdir).features.shape[1] == 8
