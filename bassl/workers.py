@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,5 +42,11 @@ def process_maps(workers: int) -> Iterator[Maps]:
     if workers <= 1:
         yield Maps(map, map)
         return
-    with mp.get_context(start_method()).Pool(workers) as pool:
+    with mp.get_context(start_method()).Pool(workers, initializer=_ignore_interrupts) as pool:
         yield Maps(lambda fn, xs: pool.imap(fn, xs, chunksize=4), lambda fn, xs: pool.imap_unordered(fn, xs))
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches every process of the terminal's group: a worker it stops inside a queue's lock leaves that
+    lock held, and the pool's shutdown then waits on it for ever. Workers ignore it; the parent stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
