@@ -35,3 +35,6 @@ def test_pretrain_extract_finetune_twice_are_identical(tmp_path):
     np.testing.assert_array_equal(f1.features, f2.features)
     assert json.dumps(r1["test"]) == json.dumps(r2["test"]) and r1["selected_epoch"] == r2["selected_epoch"]
     assert all(torch.equal(s1["boundary"][k], s2["boundary"][k]) for k in s1["boundary"])
+    # the exported weights are equal files, byte for byte (no temp name recorded inside): extraction keys on their hash
+    a, b = (tmp_path / name / "pretrain" / "encoder.pt" for name in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()

@@ -8,6 +8,7 @@ from a file is ever executed. ``bassl import-checkpoint`` writes the same format
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from bassl.config import Config, config_from_dict
-from bassl.data.atomic import atomic_path
+from bassl.data.atomic import write_atomic
 from bassl.errors import DataError
 from bassl.models.encoder import ShotEncoder, build_encoder
 from bassl.models.pretrain_model import PretrainModel, build_pretrain_model
@@ -30,10 +31,15 @@ def export_weights(model: nn.Module, path: str | Path, config: dict[str, Any], e
     doc: dict[str, Any] = {"format": FORMAT, "config": config, **(extra or {})}
     for name, module in model.named_children():
         doc[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(doc, tmp)
-    return path
+    return _save(doc, path)
+
+
+def _save(doc: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` through memory, then written whole: saved to a file, torch names its records after the temp
+    file's name (which holds a host and pid), so two equal models would not be equal files."""
+    buffer = io.BytesIO()
+    torch.save(doc, buffer)
+    return write_atomic(path, buffer.getvalue())
 
 
 def read_model_file(path: str | Path, missing: str, unreadable: str = "") -> dict[str, Any]:
@@ -113,10 +119,7 @@ def export_segmenter(path: str | Path, boundary_model: nn.Module, config: dict[s
     doc: dict[str, Any] = {"format": SEGMENTER_FORMAT, "config": config, "threshold": float(threshold),
                            "boundary": {k: v.detach().cpu().clone() for k, v in boundary_model.state_dict().items()},
                            "encoder": encoder, **(extra or {})}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(doc, tmp)
-    return path
+    return _save(doc, path)
 
 
 def _segmenter(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:

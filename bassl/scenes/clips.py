@@ -538,6 +538,7 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
     # decoder drops the frames it cannot decode); then every clip is re-encoded from the decoded frames
     same_count = len(placed.index) == doc["frames"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_clips(out_dir)  # first: a split stopped part way leaves only clips of these scenes
     clips, copy, reencode = [], [], []
     for i, s in enumerate(doc["scenes"], 1):
         first, stop = s["start_frame"], s["end_frame"] + 1
@@ -558,13 +559,12 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
         sound = {}  # says which sound is whose
     for c in clips:
         c["sound"] = sound.get(c["file"], "left out" if placed.has_sound else "none")
-    remove_clips(out_dir, keep={c["file"] for c in clips})  # an earlier split's with more scenes
     return clips
 
 
-def remove_clips(out_dir: Path, keep: set[str] = frozenset()) -> None:
-    """The ``scene_NNN.mp4`` clips in ``out_dir`` but those in ``keep``: an earlier split's, which would be taken for
-    the clips of the scenes now beside them. Other files are left alone."""
+def remove_clips(out_dir: Path) -> None:
+    """The ``scene_NNN.mp4`` clips in ``out_dir``: an earlier split's, which would be taken for the clips of the
+    scenes written now. Other files are left alone."""
     for old in Path(out_dir).glob("scene_*.mp4"):
-        if re.fullmatch(r"scene_\d{3,}\.mp4", old.name) and old.name not in keep:
+        if re.fullmatch(r"scene_\d{3,}\.mp4", old.name):
             old.unlink()

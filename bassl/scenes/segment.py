@@ -20,13 +20,12 @@ def segment(cfg: Config, video: str | Path, model_path: str | Path, out_dir: str
     scenes = seg.segment(video, work_dir=out_dir / "work")
     if scenes.warning and progress:
         print(f"[segment] warning: {scenes.warning}")
+    remove_clips(out_dir / "clips")  # before the new scenes are written: an earlier run's clips would pass for theirs
     files = scenes.save(out_dir, video_src=html_video)
     doc = scenes.to_json()
     if split:
         doc["clips"] = scenes.split(out_dir / "clips", progress)
         files["clips"] = out_dir / "clips"
-    else:  # an earlier run's clips would pass for these scenes'
-        remove_clips(out_dir / "clips")
     doc["timing"] = scenes.timing
     if progress:
         print(f"[segment] {Path(video).name}: {len(doc['shots'])} shots, {len(doc['scenes'])} scenes "

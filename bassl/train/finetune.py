@@ -31,7 +31,7 @@ from bassl.eval.decision import choose_rule
 from bassl.eval.evaluate import evaluate_predictions
 from bassl.eval.frozen_features import feature_only_metrics
 from bassl.eval.metrics import best_f1_threshold
-from bassl.eval.report import write_report
+from bassl.eval.report import remove_report, write_report
 from bassl.loaders.finetune import Anchors, batches, split_anchors, window_rows
 from bassl.methods import METHODS, method_info
 from bassl.models import build_boundary_model
@@ -355,7 +355,9 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         cfg, differs = with_pretrained_crn(cfg, export)  # as extract and segment take the encoder's from the file
         if differs and dist.is_main:
             print(f"[finetune] note: the CRN is built as it was pre-trained: {', '.join(differs)}")
-    if dist.is_main:
+    if dist.is_main:  # an earlier run's outputs go first: a run stopped part way leaves none passing for its own
+        remove_report(out_dir)
+        (out_dir / SEGMENTER).unlink(missing_ok=True)
         save_config(cfg, out_dir)
 
     # ---- one run per head and learning rate; both are chosen on val, never on test ----------------------
