@@ -105,6 +105,19 @@ def test_missing_or_duplicate_shots_are_errors(tmp_path):
         load_features(tmp_path)
 
 
+def test_partitions_of_two_extractions_are_refused(tmp_path):
+    """A re-extraction with another encoder stopped after replacing one partition: the manifest still lists the old
+    run, one partition is the new one's. Loading refuses the mix instead of fine-tuning on two encoders' features."""
+    old = {"checkpoint_sha256": "aa", "split": "test", "inputs": "{}"}
+    write_partition(tmp_path, "part-00000", ["tt1"] * 2, np.array([0, 1]), np.zeros((2, 4)), old)
+    write_partition(tmp_path, "part-00001", ["tt2"] * 2, np.array([0, 1]), np.ones((2, 4)), old)
+    write_feature_manifest(tmp_path, ["part-00000", "part-00001"], {**old, "method": "bassl"})
+    assert load_features(tmp_path).features.shape == (4, 4)
+    write_partition(tmp_path, "part-00000", ["tt1"] * 2, np.array([0, 1]), np.ones((2, 4)), {**old, "checkpoint_sha256": "bb"})
+    with pytest.raises(DataError, match=r"part-00000.parquet came from another extraction .* run `bassl extract`"):
+        load_features(tmp_path)
+
+
 def test_predictions_that_are_not_parquet_are_named(tmp_path):
     from bassl.data.predictions import read_predictions
 

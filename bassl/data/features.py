@@ -29,6 +29,9 @@ def partition_path(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / f"{name}.parquet"
 
 
+RESUME_KEYS = ("checkpoint_sha256", "split", "inputs")  # the metadata that makes two partitions of one extraction
+
+
 def partition_done(out_dir: str | Path, name: str, metadata: dict[str, str] | None = None) -> bool:
     """A partition counts as done when its file exists, is readable, and (if given) carries the same metadata:
     features of another checkpoint are never mistaken for finished work."""
@@ -125,6 +128,12 @@ def load_features(feature_dir: str | Path, dtype: str = "fp32") -> FeatureMatrix
     if lost:
         raise DataError(f"{manifest} lists {', '.join(lost)}, which {'is' if len(lost) == 1 else 'are'} not in "
                         f"{feature_dir}; run `bassl extract` into it again (it recomputes only what is missing)")
+    same = {k: v for k, v in doc.get("metadata", {}).items() if k in RESUME_KEYS}  # what makes a partition this run's
+    other = [p["file"] for p in doc["partitions"] if not partition_done(feature_dir, Path(p["file"]).stem, same)]
+    if other:
+        raise DataError(f"{manifest}: {', '.join(other)} came from another extraction (another encoder, split or "
+                        f"input) than the one it lists, as a run stopped while replacing them leaves; run `bassl "
+                        f"extract` into {feature_dir} again")
     tables = [pq.read_table(feature_dir / p["file"]) for p in doc["partitions"]]
     if not tables:
         raise DataError(f"{manifest} lists no partitions")

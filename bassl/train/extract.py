@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bassl.config import Config, save_config, to_dict
-from bassl.data.features import metadata_for, partition_done, write_feature_manifest, write_partition
+from bassl.data.features import MANIFEST, RESUME_KEYS, metadata_for, partition_done, write_feature_manifest, write_partition
 from bassl.loaders.build import build_eval_loader
 from bassl.loaders.shards import open_shots
 from bassl.models.weights import load_encoder
@@ -103,7 +103,7 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
                          "transform": {k: getattr(cfg.augment, k) for k in EVAL_TRANSFORM}}, sort_keys=True)
     metadata = {**metadata_for(weights, to_dict(cfg)), "split": cfg.extract.split, "method": trained.method,
                 "inputs": inputs}
-    resume_key = {k: metadata[k] for k in ("checkpoint_sha256", "split", "inputs")}
+    resume_key = {k: metadata[k] for k in RESUME_KEYS}
 
     movies = table.movie_ids
     groups = [movies[i : i + MOVIES_PER_PARTITION] for i in range(0, len(movies), MOVIES_PER_PARTITION)]
@@ -115,6 +115,8 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
               f"{dist.world_size} rank(s); rank 0 has {len(todo)} of its {len(mine)} left ({precision})")
         if fills := table.describe_fills():
             print(f"[extract] note: {fills}")
+    if dist.is_main and not all(partition_done(out_dir, name, resume_key) for name in names):
+        (out_dir / MANIFEST).unlink(missing_ok=True)  # until every partition is this run's, none is listed
     rows = 0
     for g in tqdm(todo, desc="extract", unit="part", disable=not dist.is_main):
         vids, shots, feats = encode_shots(cfg, encoder, dist.device, cfg.extract.split, groups[g], precision=precision)
