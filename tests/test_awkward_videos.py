@@ -374,12 +374,19 @@ def test_many_files_resume_after_an_interruption(tmp_path):
     first = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=2"]).video, progress=False)
     assert (first.ingested, first.kept) == (12, 0)
     os.remove(tmp_path / "root" / ".ingest" / "v03.json")  # as if the run had been killed before v03 finished
+    from bassl.data.atomic import parse_temp_name, temp_path
+
+    host = parse_temp_name(temp_path(tmp_path / "x").name)[1]
+    killed = tmp_path / "root" / "240P_frames" / f".v12.{host}.999999999.tmp"  # this host, no such process
+    killed.mkdir()
+    (killed / "shot_0000_img_0.jpg").write_bytes(b"\xff\xd8")  # the keyframes a killed run had begun
     write_video(inputs / "v12.mp4", [10, 10])
     # a resubmitted job with another worker count (or a segment-only setting) keeps them: they cut the same shots
     again = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=1", "video.scene_shots=9"]).video,
                           progress=False)
     assert (again.ingested, again.kept) == (2, 11)
     assert len(MovieNetSource(tmp_path / "root").split("pretrain")) == 13
+    assert not killed.exists()  # the next run removes what a killed one left
     redone = ingest_videos([inputs], tmp_path / "root", load_config(["video.threshold=50"]).video, progress=False)
     assert (redone.ingested, redone.kept) == (13, 0)  # a setting that cuts other shots: every video again
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,3 +59,46 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
 def write_json(path: str | Path, doc: Any, indent: int | None = 1) -> Path:
     """A JSON document (reports, records, state files), atomically, ending in a newline."""
     return write_atomic(path, json.dumps(doc, indent=indent) + "\n")
+
+
+STALE_TEMP_SECONDS = 600  # a temp file untouched this long belongs to a dead run (a live writer adds every MB)
+
+
+def writer_running(pid: int) -> bool:
+    """True for a live process; False for no process or a zombie (killed, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def remove_dead_temps(directory: str | Path) -> int:
+    """Remove the temp files and folders (:func:`temp_path`) in ``directory`` whose writers are dead: on this host,
+    no such process; on another, untouched for :data:`STALE_TEMP_SECONDS`. A stage calls it at its start, so a run
+    killed part way leaves nothing behind once the next one starts. Returns how many were removed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    host, now, removed = parse_temp_name(temp_path(directory / "x").name)[1], time.time(), 0
+    for entry in os.scandir(directory):
+        parsed = parse_temp_name(entry.name)
+        if parsed is None:
+            continue
+        _, writer_host, pid = parsed
+        if writer_host == host:
+            dead = pid != os.getpid() and not writer_running(pid)
+        else:  # no way to ask another machine: a writer that has not written for this long is taken for dead
+            dead = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+        if dead:
+            shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+            removed += 1
+    return removed

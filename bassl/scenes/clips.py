@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bassl.data.atomic import temp_path
+from bassl.data.atomic import remove_dead_temps, temp_path
 from bassl.errors import DataError
 from bassl.video.decode import TIMESTAMP_SPLICE_S, frames, probe, video_stream
 
@@ -539,6 +539,7 @@ def split_clips(video: Path, doc: dict[str, Any], out_dir: Path, progress: bool 
     same_count = len(placed.index) == doc["frames"]
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_clips(out_dir)  # first: a split stopped part way leaves only clips of these scenes
+    remove_dead_temps(out_dir)
     clips, copy, reencode = [], [], []
     for i, s in enumerate(doc["scenes"], 1):
         first, stop = s["start_frame"], s["end_frame"] + 1

@@ -32,7 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bassl.config import Config, save_config
-from bassl.data.atomic import parse_temp_name, temp_path
+from bassl.data.atomic import STALE_TEMP_SECONDS, parse_temp_name, temp_path, writer_running
 from bassl.data.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from bassl.data.movienet import MovieNetSource
 from bassl.data.shard_format import index_name
@@ -123,7 +123,6 @@ def _plan(source: MovieNetSource, out: Path, shard_bytes: int, on_error: str, or
     return plan
 
 
-STALE_TEMP_SECONDS = 600  # a temp file untouched this long belongs to a dead run (a live writer adds every MB)
 
 
 def _remove_leftover_temps(out: Path, names: set[str]) -> None:
@@ -141,28 +140,11 @@ def _remove_leftover_temps(out: Path, names: set[str]) -> None:
             continue
         _, writer_host, pid = parsed
         age = now - entry.stat().st_mtime
-        if age < STALE_TEMP_SECONDS and (writer_host != host or (pid != os.getpid() and _running(pid))):
+        if age < STALE_TEMP_SECONDS and (writer_host != host or (pid != os.getpid() and writer_running(pid))):
             raise DataError(f"{entry.path}: another `bassl shard` ({writer_host}, pid {pid}) wrote this {age:.0f} s ago "
                             "and may still be running; two builders of the same shards cannot share a directory. "
                             f"Stop it, or if it is dead delete the file (or wait {STALE_TEMP_SECONDS} s).")
         os.unlink(entry.path)
-
-
-def _running(pid: int) -> bool:
-    """True for a live process; False for no process or a zombie (killed, not yet reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def build_shards(

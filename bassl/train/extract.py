@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bassl.config import Config, save_config, to_dict
+from bassl.data.atomic import remove_dead_temps
 from bassl.data.features import MANIFEST, RESUME_KEYS, metadata_for, partition_done, write_feature_manifest, write_partition
 from bassl.loaders.build import build_eval_loader
 from bassl.loaders.shards import open_shots
@@ -115,6 +116,8 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
               f"{dist.world_size} rank(s); rank 0 has {len(todo)} of its {len(mine)} left ({precision})")
         if fills := table.describe_fills():
             print(f"[extract] note: {fills}")
+    if dist.is_main:
+        remove_dead_temps(out_dir)  # partitions a killed run left half-written
     if dist.is_main and not all(partition_done(out_dir, name, resume_key) for name in names):
         (out_dir / MANIFEST).unlink(missing_ok=True)  # until every partition is this run's, none is listed
     rows = 0

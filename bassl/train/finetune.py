@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bassl.config import Config, ConfigError, FinetuneConfig, config_from_dict, save_config, to_dict
+from bassl.data.atomic import remove_dead_temps
 from bassl.data.features import FeatureMatrix, load_features
 from bassl.data.movienet import MovieNetSource
 from bassl.errors import DataError
@@ -358,6 +359,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     if dist.is_main:  # an earlier run's outputs go first: a run stopped part way leaves none passing for its own
         remove_report(out_dir)
         (out_dir / SEGMENTER).unlink(missing_ok=True)
+        remove_dead_temps(out_dir)
         save_config(cfg, out_dir)
 
     # ---- one run per head and learning rate; both are chosen on val, never on test ----------------------

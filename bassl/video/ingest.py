@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bassl.config import VideoConfig, to_dict
-from bassl.data.atomic import temp_path, write_json
+from bassl.data.atomic import remove_dead_temps, temp_path, write_json
 from bassl.data.movienet import ANNO_DIR, LayoutWriter, annotation_row
 from bassl.errors import DataError
 from bassl.memory import bound_heap
@@ -421,6 +421,8 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
         tasks = tasks[part[0] :: part[1]]
     summary = IngestSummary(root, videos=len(tasks), part=part)
     summary.warnings += remove_renamed(root, {str(t.path): t.video_id for t in tasks})
+    for folder in (LayoutWriter(root).frames_root, root / RECORDS):  # what killed runs left half-written
+        remove_dead_temps(folder)
     with process_maps(min(resolve_workers(cfg.workers), len(tasks))) as maps, \
             tqdm(total=len(tasks), unit="video", desc="ingest", disable=not progress) as bar:
         for result in maps.unordered(ingest_one, tasks):
