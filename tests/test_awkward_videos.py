@@ -374,6 +374,11 @@ def test_many_files_resume_after_an_interruption(tmp_path):
     first = ingest_videos([inputs], tmp_path / "root", load_config(["video.workers=2"]).video, progress=False)
     assert (first.ingested, first.kept) == (12, 0)
     os.remove(tmp_path / "root" / ".ingest" / "v03.json")  # as if the run had been killed before v03 finished
+    from bassl.errors import DataError
+    from bassl.sharding.run import build_shards
+
+    with pytest.raises(DataError, match=r"1 video\(s\) listed in the annotation files have no ingest record \(v03\)"):
+        build_shards(load_config(), tmp_path / "root", tmp_path / "shards", workers=1, progress=False)
     from bassl.data.atomic import parse_temp_name, temp_path
 
     host = parse_temp_name(temp_path(tmp_path / "x").name)[1]
@@ -408,7 +413,7 @@ def test_ingest_in_parts_then_merge_equals_one_run(tmp_path):
     assert done[0].describe().endswith(f"next: when all 2 parts are done: bassl ingest --out {parts} --merge")
     from bassl.sharding.run import build_shards  # sharding before the merge is refused, naming the merge
 
-    with pytest.raises(DataError, match=rf"no annotation files .* run `bassl ingest --out {parts} --merge` first"):
+    with pytest.raises(DataError, match=rf"no annotation files .* `bassl ingest --out {parts} --merge`"):
         build_shards(load_config(), parts, tmp_path / "shards", workers=1, progress=False)
     summary = merge_ingest(parts)
     assert summary.videos == 5 and summary.parts == 2 and summary.video_seconds == pytest.approx(5 * 16 / 25)

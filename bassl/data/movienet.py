@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bassl.config import DataConfig
 
 FRAMES_DIR, ANNO_DIR, SHOT_TIMING_DIR = "240P_frames", "anno", "scene318/shot_movie318"
+INGEST_RECORDS = ".ingest"  # bassl ingest's per-video records, under the root of a layout it wrote
 VIDEO_INFO = "videos.json"  # in anno/: per video its frame rate and source (bassl ingest); MovieNet has none
 KEYFRAME_RE = re.compile(r"^shot_(\d{4,})_img_(\d+)\.jpg$")
 SPLITS = ("pretrain", "train", "val", "test", "trainvaltest")

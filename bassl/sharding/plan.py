@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from bassl.data.atomic import write_json
 from bassl.data.manifest import Problem
-from bassl.data.movienet import KEYFRAME_RE, keyframe_name, shot_pattern
+from bassl.data.movienet import INGEST_RECORDS, KEYFRAME_RE, keyframe_name, shot_pattern
 from bassl.data.shard_format import BLOCK, archive_bytes, member_bytes, sample_json, sample_key
 from bassl.errors import DataError
 
@@ -220,8 +220,17 @@ def make_plan(
     splits_all = {name: sorted(source.split(name)) for name in source.available_splits()}
     if not splits_all:  # every later stage reads movies by split: such shards would fail there, far from the cause
         raise DataError(f"{source.anno_root}: no annotation files (anno.*.ndjson), so no stage could read these shards; "
-                        f"after `bassl ingest --part I/N`, run `bassl ingest --out {source.root} --merge` first "
-                        "(it writes them), or give the MovieNet-SSeg root as --source")
+                        f"`bassl ingest` writes them when it finishes: run it again if it was stopped, or after "
+                        f"--part I/N runs, `bassl ingest --out {source.root} --merge`; or give the MovieNet-SSeg root")
+    records = source.root / INGEST_RECORDS
+    if records.is_dir():  # a layout of bassl ingest: a video it was ingesting again when stopped may have frames and
+        #   rows that disagree; its record comes back only once the video is whole again
+        annotated = {vid for vids in splits_all.values() for vid in vids}
+        unfinished = sorted(v for v in annotated if not (records / f"{v}.json").is_file())
+        if unfinished:
+            raise DataError(f"{source.root}: {len(unfinished)} video(s) listed in the annotation files have no ingest "
+                            f"record ({', '.join(unfinished[:3])}{' ...' if len(unfinished) > 3 else ''}): `bassl "
+                            "ingest` was stopped while ingesting them again; run it again, then shard")
     annotated = {vid for vids in splits_all.values() for vid in vids}
     movies = sorted(set(on_disk) | annotated)
     if not movies:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from bassl.config import VideoConfig, to_dict
 from bassl.data.atomic import remove_dead_temps, temp_path, write_json
-from bassl.data.movienet import ANNO_DIR, LayoutWriter, annotation_row
+from bassl.data.movienet import ANNO_DIR, INGEST_RECORDS, LayoutWriter, annotation_row
 from bassl.errors import DataError
 from bassl.memory import bound_heap
 from bassl.video.decode import VideoInfo, frames, probe
@@ -40,7 +40,7 @@ from bassl.video.shots import DEFAULT_THRESHOLD, make_detector
 from bassl.workers import process_maps, resolve_workers
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv"}
-RECORDS = ".ingest"  # per-video records, under the layout root
+RECORDS = INGEST_RECORDS  # per-video records, under the layout root
 REPORT = "ingest_report.json"
 RECORD_VERSION = 4  # 2: shot times from presentation timestamps ("shot_times"); 3: interlaced video deinterlaced;
 # 4: interlaced frames deinterlaced wherever they are ("interlaced_frames"), times go on across a timestamp splice.
