@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -189,3 +190,25 @@ def test_metrics_log_keeps_the_steps_a_resume_goes_on_from(tmp_path):
     assert read_metrics(log) == ([{"step": 1, "total": 3.0}, {"step": 2, "total": 2.0}], [])
     truncate_metrics(log, 0)
     assert log.read_text() == ""
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_twice_at_once(pretrain_shards, tmp_path, monkeypatch, capsys):
+    """A first Ctrl-C is a stop request, as SIGTERM is: the step finishes, a checkpoint is saved, --resume goes on.
+    A second stops at once (KeyboardInterrupt), as Ctrl-C does without bassl."""
+    step = pretrain_mod.train_step
+    presses = {"once": {3: 1}, "twice": {2: 2}}  # run -> {step: Ctrl-C presses during it}
+
+    def pressed(run, batch, lr):
+        for _ in range(presses[run.out_dir.name].get(run.step, 0)):
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(run, batch, lr)
+
+    monkeypatch.setattr(pretrain_mod, "train_step", pressed)
+    before = signal.getsignal(signal.SIGINT)
+    stopped = pretrain(load_config(overrides(pretrain_shards)), tmp_path / "once")
+    assert stopped["stopped"] and stopped["step"] == 4 and latest_tag(tmp_path / "once" / "checkpoints") == "step_00000004"
+    assert json.loads((tmp_path / "once" / "run_state.json").read_text())["signal"] == signal.SIGINT
+    assert "Ctrl-C: stopping after this step with a checkpoint" in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(load_config(overrides(pretrain_shards)), tmp_path / "twice")
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is the process's own again after the run

@@ -1,9 +1,11 @@
-"""Stopping a run cleanly: SIGTERM/SIGUSR1 (Slurm preemption, ``scancel --signal=TERM``) end it after the current
-step with a checkpoint, and ``run_state.json`` tells batch scripts how it ended."""
+"""Stopping a run cleanly: SIGTERM/SIGUSR1 (Slurm preemption, ``scancel --signal=TERM``) and a first Ctrl-C (SIGINT)
+end it after the current step with a checkpoint; a second Ctrl-C stops at once. ``run_state.json`` tells batch
+scripts how it ended."""
 
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ class StopRequested:
         self.device = device
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. inside some test harnesses)
@@ -36,6 +38,11 @@ class StopRequested:
         self._previous = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT:
+            if self.signum is not None:  # the second Ctrl-C: at once, as without this handler
+                raise KeyboardInterrupt
+            print("\n[pretrain] Ctrl-C: stopping after this step with a checkpoint (--resume continues); Ctrl-C again "
+                  "stops at once", file=sys.stderr, flush=True)
         self.signum = signum
 
     def __bool__(self) -> bool:
