@@ -267,10 +267,15 @@ def test_damaged_file_keeps_the_shots_before_the_damage_with_a_warning(tmp_path,
     assert len(source.shot_timing("damaged")) >= 1
 
 
-def test_transport_stream_that_lost_packets_is_flagged_where_the_loss_is(tmp_path):
+@pytest.mark.parametrize("threads", [1, 16])  # 16: FFmpeg's choice on a 16-core node, whose frames come out late
+def test_transport_stream_that_lost_packets_is_flagged_where_the_loss_is(tmp_path, monkeypatch, threads):
     """A broadcast capture with reception errors: 188-byte packets lost mid-stream. FFmpeg decodes on past the loss
     with frames missing and no error, and the length stays whole (the timestamps go on), so only the demuxer's
-    corrupt-packet flag and the skip in time tell; ingest warns with the time. The intact file gives no warning."""
+    corrupt-packet flag and the skip in time tell; ingest warns with the time, however many threads decode.
+    The intact file gives no warning."""
+    import bassl.video.decode
+
+    monkeypatch.setattr(bassl.video.decode, "DECODER_THREADS", threads)
     video = write_video(tmp_path / "intact.ts", [50] * 6, fmt="mpegts")  # 300 frames, 12 s
     data = video.read_bytes()
     packets = [data[i : i + 188] for i in range(0, len(data), 188)]
@@ -382,7 +387,7 @@ def test_many_files_resume_after_an_interruption(tmp_path):
     from bassl.data.atomic import parse_temp_name, temp_path
 
     host = parse_temp_name(temp_path(tmp_path / "x").name)[1]
-    killed = tmp_path / "root" / "240P_frames" / f".v12.{host}.999999999.tmp"  # this host, no such process
+    killed = tmp_path / "root" / "240P_frames" / f".v12.{host}.999999999.bassl.tmp"  # this host, no such process
     killed.mkdir()
     (killed / "shot_0000_img_0.jpg").write_bytes(b"\xff\xd8")  # the keyframes a killed run had begun
     write_video(inputs / "v12.mp4", [10, 10])

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -20,6 +19,7 @@ from PIL import Image
 from bassl.cli import main as cli_main
 from bassl.config import load_config, load_saved_config
 from bassl.data import atomic
+from bassl.data.atomic import writer_host
 from bassl.data.manifest import load_manifest
 from bassl.data.shard_format import index_text, jpeg_problem, ustar_header
 from bassl.errors import DataError
@@ -241,7 +241,7 @@ def test_resume_keeps_verified_shards_and_rebuilds_the_rest(source, reference, t
     shutil.copytree(reference, out)
     names = sorted(p.name for p in out.glob("*.tar"))
     (out / "manifest.json").unlink()
-    leftover = out / f".{names[0]}.somehost.123.tmp"  # a temp file of a run killed on another machine
+    leftover = out / f".{names[0]}.somehost.123.bassl.tmp"  # a temp file of a run killed on another machine
     leftover.write_bytes(b"partial")
     os.utime(leftover, (1e9, 1e9))
     (out / names[1]).unlink()  # never finished
@@ -282,8 +282,8 @@ def test_a_live_builder_of_the_same_shard_is_not_disturbed(source, reference, tm
     out = tmp_path / "out"
     shutil.copytree(reference, out)
     (out / ".shard-build" / "shard-000001.json").unlink()
-    host = socket.gethostname().split(".")[0]
-    live = out / f".shard-000001.tar.{host}.{os.getppid()}.tmp"
+    host = writer_host()
+    live = out / f".shard-000001.tar.{host}.{os.getppid()}.bassl.tmp"
     live.write_bytes(b"being written")
     with pytest.raises(DataError, match=f"another `bassl shard` \\({host}, pid {os.getppid()}\\)"):
         build(source, out)

@@ -18,14 +18,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp$")
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.bassl\.tmp$")
+
+
+def writer_host() -> str:
+    """Where this process's pids mean something: the host name and the pid namespace (containers that share a host
+    name, as with host networking, each count their own pids), e.g. ``node7-4026531836``."""
+    host = socket.gethostname().split(".")[0] or "host"
+    try:
+        return f"{host}-{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return host
 
 
 def temp_path(path: str | Path) -> Path:
-    """The hidden temp name beside ``path`` for this process on this machine."""
+    """The hidden temp name beside ``path`` for this process on this machine (``.<name>.<host>.<pid>.bassl.tmp``:
+    only bassl's own temp files look like that)."""
     path = Path(path)
-    host = socket.gethostname().split(".")[0] or "host"
-    return path.with_name(f".{path.name}.{host}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{writer_host()}.{os.getpid()}.bassl.tmp")
 
 
 def parse_temp_name(name: str) -> tuple[str, str, int] | None:
@@ -61,7 +71,9 @@ def write_json(path: str | Path, doc: Any, indent: int | None = 1) -> Path:
     return write_atomic(path, json.dumps(doc, indent=indent) + "\n")
 
 
-STALE_TEMP_SECONDS = 600  # a temp file untouched this long belongs to a dead run (a live writer adds every MB)
+STALE_TEMP_SECONDS = 600  # a shard temp file untouched this long belongs to a dead run (a live writer adds every MB)
+OTHER_HOST_STALE_SECONDS = 6 * 3600  # any other temp of another machine's: a keyframe folder may wait long between
+#   writes (a long shot of a slow video), and no pid can be asked there
 
 
 def writer_running(pid: int) -> bool:
@@ -82,23 +94,30 @@ def writer_running(pid: int) -> bool:
 
 
 def remove_dead_temps(directory: str | Path) -> int:
-    """Remove the temp files and folders (:func:`temp_path`) in ``directory`` whose writers are dead: on this host,
-    no such process; on another, untouched for :data:`STALE_TEMP_SECONDS`. A stage calls it at its start, so a run
-    killed part way leaves nothing behind once the next one starts. Returns how many were removed."""
+    """Remove the temp files and folders (:func:`temp_path`) in ``directory`` whose writers are dead: of this host
+    (and pid namespace), no such process; of another, untouched for :data:`OTHER_HOST_STALE_SECONDS`. A stage calls
+    it at its start, so a run killed part way leaves nothing behind once the next one starts; another remover or a
+    writer finishing at the same moment is no error. Returns how many were removed."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
-    host, now, removed = parse_temp_name(temp_path(directory / "x").name)[1], time.time(), 0
+    host, now, removed = writer_host(), time.time(), 0
     for entry in os.scandir(directory):
         parsed = parse_temp_name(entry.name)
         if parsed is None:
             continue
-        _, writer_host, pid = parsed
-        if writer_host == host:
-            dead = pid != os.getpid() and not writer_running(pid)
-        else:  # no way to ask another machine: a writer that has not written for this long is taken for dead
-            dead = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
-        if dead:
-            shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
-            removed += 1
+        _, writer, pid = parsed
+        try:
+            if writer == host:
+                dead = pid != os.getpid() and not writer_running(pid)
+            else:  # no way to ask another machine: a writer that has not written for this long is taken for dead
+                dead = now - entry.stat(follow_symlinks=False).st_mtime > OTHER_HOST_STALE_SECONDS
+            if dead:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:  # renamed into place, or removed by another run, since the listing
+            continue
     return removed

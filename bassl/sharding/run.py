@@ -32,7 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bassl.config import Config, save_config
-from bassl.data.atomic import STALE_TEMP_SECONDS, parse_temp_name, temp_path, writer_running
+from bassl.data.atomic import STALE_TEMP_SECONDS, parse_temp_name, writer_host, writer_running
 from bassl.data.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from bassl.data.movienet import MovieNetSource
 from bassl.data.shard_format import index_name
@@ -131,17 +131,17 @@ def _remove_leftover_temps(out: Path, names: set[str]) -> None:
     Temp names carry host and pid (:func:`bassl.data.atomic.temp_path`). A temp file counts as live when it
     changed in the last STALE_TEMP_SECONDS and, if it is from this host, its pid is a running process.
     """
-    host = parse_temp_name(temp_path(out / "x").name)[1]
+    host = writer_host()
     now = time.time()
     ours = names | {index_name(n) for n in names}
     for entry in os.scandir(out):
         parsed = parse_temp_name(entry.name)
         if parsed is None or parsed[0] not in ours:
             continue
-        _, writer_host, pid = parsed
+        _, writer, pid = parsed
         age = now - entry.stat().st_mtime
-        if age < STALE_TEMP_SECONDS and (writer_host != host or (pid != os.getpid() and writer_running(pid))):
-            raise DataError(f"{entry.path}: another `bassl shard` ({writer_host}, pid {pid}) wrote this {age:.0f} s ago "
+        if age < STALE_TEMP_SECONDS and (writer != host or (pid != os.getpid() and writer_running(pid))):
+            raise DataError(f"{entry.path}: another `bassl shard` ({writer}, pid {pid}) wrote this {age:.0f} s ago "
                             "and may still be running; two builders of the same shards cannot share a directory. "
                             f"Stop it, or if it is dead delete the file (or wait {STALE_TEMP_SECONDS} s).")
         os.unlink(entry.path)

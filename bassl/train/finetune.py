@@ -356,11 +356,9 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         cfg, differs = with_pretrained_crn(cfg, export)  # as extract and segment take the encoder's from the file
         if differs and dist.is_main:
             print(f"[finetune] note: the CRN is built as it was pre-trained: {', '.join(differs)}")
-    if dist.is_main:  # an earlier run's outputs go first: a run stopped part way leaves none passing for its own
-        remove_report(out_dir)
-        (out_dir / SEGMENTER).unlink(missing_ok=True)
-        remove_dead_temps(out_dir)
-        save_config(cfg, out_dir)
+    if dist.is_main:
+        remove_dead_temps(out_dir)  # what a killed run left half-written
+    asked = cfg
 
     # ---- one run per head and learning rate; both are chosen on val, never on test ----------------------
     candidates: list[Candidate] = []
@@ -409,6 +407,11 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
                      for s in data.eval_splits}
     val_ap = best.val_ap
     encoder = {"config": export["config"], "state": export["encoder"]} if export is not None else None
+    # An earlier run's outputs go now, not at the start (a run that fails keeps them): the new ones follow in
+    # seconds, and a stop among them leaves none of the old passing for the new.
+    remove_report(out_dir)
+    (out_dir / SEGMENTER).unlink(missing_ok=True)
+    save_config(asked, out_dir)
     export_segmenter(out_dir / SEGMENTER, model, to_dict(cfg), threshold, encoder,
                      {"method": method, "epoch": best.epoch, "base_lr": chosen.base_lr,
                       "feature_dim": int(data.features.shape[1]), "boundary_head": cfg.model.boundary.head,

@@ -4,6 +4,7 @@ scripts how it ended."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -25,7 +26,10 @@ class StopRequested:
         self.device = device
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()  # loader workers forked from here inherit the handler: they leave stopping to us
         for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # a background job's: Ctrl-C was never meant for it
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. inside some test harnesses)
@@ -38,6 +42,8 @@ class StopRequested:
         self._previous = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:
+            return
         if signum == signal.SIGINT:
             if self.signum is not None:  # the second Ctrl-C: at once, as without this handler
                 raise KeyboardInterrupt

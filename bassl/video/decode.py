@@ -10,7 +10,8 @@ memory never depends on the video's length. Interlaced frames (TV recordings, DV
 each frame says whether it was interlaced, so a recording that opens on a progressive ident is deinterlaced where
 it turns, and a size change (SD adverts in an HD recording) builds the filter again. Timestamps that jump back by
 over a second (recordings joined end to end with ``cat``, a transport stream's clock wrapping) are read as a
-splice: time goes on from the frame before. Packets the demuxer flags corrupt are counted on the frame after them.
+splice: time goes on from the frame before. Packets the demuxer flags corrupt are counted on the first frame timed
+at or after them.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class Frame:
     image: np.ndarray | None  # [H, W, 3] uint8, None for a frame not asked for
     interlaced: bool = False  # decoded as two fields (and deinterlaced, unless frames(deinterlace=False))
     splice: bool = False  # its pts jumped back (recordings joined end to end): timed on from the frame before
-    damaged: int = 0  # packets the demuxer flagged corrupt since the frame before (a transport stream's lost packets)
+    damaged: int = 0  # packets the demuxer flagged corrupt (a transport stream's lost packets) timed at or before
+    #   this frame and after the frame before: the frame the damage shows at, whatever the decoder's delay
 
 
 def video_stream(container):
@@ -113,12 +115,16 @@ def video_stream(container):
         return container.streams.video[0]
 
 
-def decoded_counting_damage(container, stream, damaged: list[int]) -> Iterator:
-    """``container.decode(stream)``, adding to ``damaged[0]`` each packet the demuxer flags corrupt. A transport
-    stream that lost packets (a broadcast capture's reception errors) decodes on past the loss without an error and
-    with frames missing; this flag is FFmpeg's one signal of it that intact files never raise."""
+def decoded_noting_damage(container, stream, damaged: list[float | None]) -> Iterator:
+    """``container.decode(stream)``, appending to ``damaged`` the time (s, the stream's clock) of each packet the
+    demuxer flags corrupt (None when it has none). A transport stream that lost packets (a broadcast capture's
+    reception errors) decodes on past the loss without an error, frames missing; this flag is FFmpeg's one signal
+    of it. Its time, not the order of decoding, places it: a decoder with many threads returns frames late."""
+    tb = float(stream.time_base or 0)
     for packet in container.demux(stream):
-        damaged[0] += packet.is_corrupt
+        if packet.is_corrupt:
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            damaged.append(stamp * tb if stamp is not None and tb else None)
         yield from packet.decode()
 
 
@@ -163,6 +169,7 @@ def deinterlaced(decoded: Iterator, stream) -> Iterator[tuple]:
         yield from drain()
 
 
+DECODER_THREADS = 0  # 0: FFmpeg's choice (cores + 1 frame threads for H.264); the tests set 16 to decode as a big node does
 TIMESTAMP_SPLICE_S = 1.0  # a presentation time this far behind the frame before is a splice, not reordering
 
 
@@ -188,8 +195,10 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
             stream.thread_type = "AUTO"
             tb = float(stream.time_base) if stream.time_base else 0.0
             rate = fps or float(_rate(stream.average_rate) or _rate(stream.guessed_rate) or 25)
-            damaged, seen = [0], 0  # corrupt packets read so far, and as of the frame before
-            decoded = decoded_counting_damage(c, stream, damaged)
+            if DECODER_THREADS:
+                stream.codec_context.thread_count = DECODER_THREADS
+            damaged: list[float | None] = []  # times of corrupt packets not yet reached by a frame
+            decoded = decoded_noting_damage(c, stream, damaged)
             flagged = deinterlaced(decoded, stream) if deinterlace else ((f, f.interlaced_frame) for f in decoded)
             shift, last, step = None, 0.0, 1.0 / rate  # shift: added to pts x time base to time from the first frame
             for index, (frame, interlaced) in enumerate(flagged):
@@ -213,7 +222,10 @@ def frames(path: str | Path, width: int | None = None, height: int | None = None
                                                  interpolation=interpolation).to_ndarray()
                     if turns:
                         image = np.ascontiguousarray(np.rot90(image, turns))  # np.rot90: counter-clockwise
-                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced), splice, damaged[0] - seen)
-                seen = damaged[0]
+                on_file = frame.pts * tb if frame.pts is not None and tb else None
+                reached = [d for d in damaged if d is None or on_file is None or d <= on_file + 1e-6]
+                for d in reached:
+                    damaged.remove(d)
+                yield Frame(index, t, (frame.duration or 0) * tb, image, bool(interlaced), splice, len(reached))
     except av.error.FFmpegError as e:
         raise DataError(f"{path}: FFmpeg failed while decoding ({e}); the file may be truncated or damaged") from e

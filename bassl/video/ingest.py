@@ -142,7 +142,7 @@ def detect_shots(path: Path, info: VideoInfo, cfg: VideoConfig) -> DetectedShots
                          frames_lost(t[:-1], flagged))
 
 
-LOSS_WINDOW = 8  # frames either side of a corrupt-packet flag searched for a skip (decoding runs a few frames behind)
+LOSS_WINDOW = (2, 8)  # frames before and after the one a corrupt packet is timed at, searched for a skip in time
 
 
 def frames_lost(times: np.ndarray, flagged: list[int]) -> list[tuple[float, float]]:
@@ -156,7 +156,7 @@ def frames_lost(times: np.ndarray, flagged: list[int]) -> list[tuple[float, floa
     typical = float(np.median(steps))
     found: dict[int, tuple[float, float]] = {}
     for i in flagged:
-        near = range(max(i - LOSS_WINDOW, 0), min(i + LOSS_WINDOW, len(steps)))
+        near = range(max(i - LOSS_WINDOW[0], 0), min(i + LOSS_WINDOW[1], len(steps)))
         skips = [j for j in near if steps[j] > 1.5 * typical]
         if skips:
             j = max(skips, key=lambda j: steps[j])
