@@ -193,10 +193,11 @@ def test_metrics_log_keeps_the_steps_a_resume_goes_on_from(tmp_path):
 
 
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_twice_at_once(pretrain_shards, tmp_path, monkeypatch, capsys):
-    """A first Ctrl-C is a stop request, as SIGTERM is: the step finishes, a checkpoint is saved, --resume goes on.
-    A second stops at once (KeyboardInterrupt), as Ctrl-C does without bassl."""
+    """In a foreground process a first Ctrl-C is a stop request, as SIGTERM is: the step finishes, a checkpoint is
+    saved, --resume goes on. A second stops at once (KeyboardInterrupt), as Ctrl-C does without bassl. A process
+    that ignores Ctrl-C (a shell's background job, as CI runs this) goes on ignoring it."""
     step = pretrain_mod.train_step
-    presses = {"once": {3: 1}, "twice": {2: 2}}  # run -> {step: Ctrl-C presses during it}
+    presses = {"once": {3: 1}, "twice": {2: 2}, "background": {3: 1}}  # run -> {step: Ctrl-C presses during it}
 
     def pressed(run, batch, lr):
         for _ in range(presses[run.out_dir.name].get(run.step, 0)):
@@ -204,11 +205,18 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_twice_at_once(pretrai
         return step(run, batch, lr)
 
     monkeypatch.setattr(pretrain_mod, "train_step", pressed)
-    before = signal.getsignal(signal.SIGINT)
-    stopped = pretrain(load_config(overrides(pretrain_shards)), tmp_path / "once")
-    assert stopped["stopped"] and stopped["step"] == 4 and latest_tag(tmp_path / "once" / "checkpoints") == "step_00000004"
-    assert json.loads((tmp_path / "once" / "run_state.json").read_text())["signal"] == signal.SIGINT
-    assert "Ctrl-C: stopping after this step with a checkpoint" in capsys.readouterr().err
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(load_config(overrides(pretrain_shards)), tmp_path / "twice")
-    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is the process's own again after the run
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal's foreground
+    try:
+        stopped = pretrain(load_config(overrides(pretrain_shards)), tmp_path / "once")
+        assert stopped["stopped"] and stopped["step"] == 4
+        assert latest_tag(tmp_path / "once" / "checkpoints") == "step_00000004"
+        assert json.loads((tmp_path / "once" / "run_state.json").read_text())["signal"] == signal.SIGINT
+        assert "Ctrl-C: stopping after this step with a checkpoint" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(load_config(overrides(pretrain_shards)), tmp_path / "twice")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the process's own again
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ran = pretrain(load_config(overrides(pretrain_shards, "pretrain.epochs=1")), tmp_path / "background")
+        assert not ran["stopped"] and ran["step"] == 7
+    finally:
+        signal.signal(signal.SIGINT, outer)
