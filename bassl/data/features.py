@@ -32,6 +32,12 @@ def partition_path(out_dir: str | Path, name: str) -> Path:
 RESUME_KEYS = ("checkpoint_sha256", "split", "inputs")  # the metadata that makes two partitions of one extraction
 
 
+def unlist_partitions(out_dir: str | Path) -> None:
+    """Remove ``features.json`` before partitions are replaced: until :func:`write_feature_manifest` lists them all
+    again, a reader meets "extraction did not finish", not two extractions' features as one."""
+    (Path(out_dir) / MANIFEST).unlink(missing_ok=True)
+
+
 def partition_done(out_dir: str | Path, name: str, metadata: dict[str, str] | None = None) -> bool:
     """A partition counts as done when its file exists, is readable, and (if given) carries the same metadata:
     features of another checkpoint are never mistaken for finished work."""

@@ -22,7 +22,14 @@ from tqdm import tqdm
 
 from bassl.config import Config, save_config, to_dict
 from bassl.data.atomic import remove_dead_temps
-from bassl.data.features import MANIFEST, RESUME_KEYS, metadata_for, partition_done, write_feature_manifest, write_partition
+from bassl.data.features import (
+    RESUME_KEYS,
+    metadata_for,
+    partition_done,
+    unlist_partitions,
+    write_feature_manifest,
+    write_partition,
+)
 from bassl.loaders.build import build_eval_loader
 from bassl.loaders.shards import open_shots
 from bassl.models.weights import load_encoder
@@ -119,7 +126,7 @@ def extract(cfg: Config, weights: str | Path, out_dir: str | Path) -> dict[str, 
     if dist.is_main:
         remove_dead_temps(out_dir)  # partitions a killed run left half-written
     if dist.is_main and not all(partition_done(out_dir, name, resume_key) for name in names):
-        (out_dir / MANIFEST).unlink(missing_ok=True)  # until every partition is this run's, none is listed
+        unlist_partitions(out_dir)  # until every partition is this run's
     rows = 0
     for g in tqdm(todo, desc="extract", unit="part", disable=not dist.is_main):
         vids, shots, feats = encode_shots(cfg, encoder, dist.device, cfg.extract.split, groups[g], precision=precision)

@@ -358,7 +358,6 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
             print(f"[finetune] note: the CRN is built as it was pre-trained: {', '.join(differs)}")
     if dist.is_main:
         remove_dead_temps(out_dir)  # what a killed run left half-written
-    asked = cfg
 
     # ---- one run per head and learning rate; both are chosen on val, never on test ----------------------
     candidates: list[Candidate] = []
@@ -381,7 +380,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         print(f"[finetune] {'head and lr' if several_heads else 'lr'} chosen on val: " + ", ".join(
             f"{c.head + ' ' if several_heads else ''}{c.base_lr:g}{' *' if c is chosen else ''} "
             f"(val AP {c.best.val_ap:.2f})" for c in candidates))
-    asked_head, cfg = cfg.model.boundary.head, chosen.cfg  # from here on, the head that was kept
+    asked, cfg = cfg, chosen.cfg  # from here on, the head that was kept; config.yaml keeps what was asked
 
     # ---- outputs -------------------------------------------------------------------------------------
     best = chosen.best
@@ -426,7 +425,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
         "training_free": training_free,
         "select_on": select_on,
         "selected_epoch": best.epoch,
-        "head_mode": "auto" if asked_head == "auto" else "fixed",  # the candidates below name each run's head
+        "head_mode": "auto" if asked.model.boundary.head == "auto" else "fixed",  # the candidates below name each run's head
         "lr": {"mode": "auto" if f.base_lr == "auto" else "fixed", "base_lr": chosen.base_lr, "lr": chosen.lr,
                "candidates": [c.summary() for c in candidates]},
         "threshold": threshold,
@@ -451,7 +450,7 @@ def finetune(cfg: Config, feature_dir: str | Path, out_dir: str | Path, weights:
     if val_ap is not None and training_free.get("val", -1.0) > val_ap:
         print(f"[finetune] warning: on val the training-free adjacent-shot score (AP {training_free['val']:.2f}) beats "
               f"this model (AP {val_ap:.2f}); `bassl segment --model ENCODER.pt` uses it. Try "
-              + ("model.boundary.head=similarity, " if asked_head == "paper" else "")
+              + ("model.boundary.head=similarity, " if asked.model.boundary.head == "paper" else "")
               + "finetune.base_lr=auto, or more labelled movies")
     if encoder is None:
         print(f"[finetune] note: the encoder of these features ({data.fm.metadata.get('checkpoint')}) is not there; "

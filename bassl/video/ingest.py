@@ -40,7 +40,6 @@ from bassl.video.shots import DEFAULT_THRESHOLD, make_detector
 from bassl.workers import process_maps, resolve_workers
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv"}
-RECORDS = INGEST_RECORDS  # per-video records, under the layout root
 REPORT = "ingest_report.json"
 RECORD_VERSION = 4  # 2: shot times from presentation timestamps ("shot_times"); 3: interlaced video deinterlaced;
 # 4: interlaced frames deinterlaced wherever they are ("interlaced_frames"), times go on across a timestamp splice.
@@ -229,7 +228,7 @@ def source_key(path: Path) -> dict[str, Any]:
 
 
 def ingest_record_path(root: Path, vid: str) -> Path:
-    return root / RECORDS / f"{vid}.json"
+    return root / INGEST_RECORDS / f"{vid}.json"
 
 
 # the video.* settings that make a video's shots and keyframes (workers, and what only segment reads, do not)
@@ -372,14 +371,14 @@ class IngestSummary:
 
 
 def part_report(root: Path, part: tuple[int, int]) -> Path:
-    return root / RECORDS / f"report.part-{part[0]:05d}-of-{part[1]:05d}.json"
+    return root / INGEST_RECORDS / f"report.part-{part[0]:05d}-of-{part[1]:05d}.json"
 
 
 def refuse_foreign_layout(root: Path) -> None:
     """Ingest writes the annotation files from its own records; a layout it did not write (MovieNet-SSeg, `bassl
     synth`) would lose its annotations, so it is refused."""
     anno = root / ANNO_DIR
-    if not (root / RECORDS).is_dir() and anno.is_dir() and any(anno.glob("anno.*.ndjson")):
+    if not (root / INGEST_RECORDS).is_dir() and anno.is_dir() and any(anno.glob("anno.*.ndjson")):
         raise DataError(f"{root} holds annotations that `bassl ingest` did not write ({anno}); ingesting into it would "
                         "replace them: give ingest a new --out (pre-training reads one layout per run)")
 
@@ -389,7 +388,7 @@ def remove_renamed(root: Path, ids: dict[str, str]) -> list[str]:
     2026-12-08: été.mp4 was 't', now 'ete'): removed, so that no video is in the layout twice. ``ids``: source path
     -> this run's id. Returns a line per video removed."""
     layout, lines = LayoutWriter(root), []
-    for path in sorted((root / RECORDS).glob("*.json")):
+    for path in sorted((root / INGEST_RECORDS).glob("*.json")):
         try:
             rec = json.loads(path.read_text())
             source, old = rec["key"]["source"], rec["video_id"]
@@ -415,13 +414,13 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
     root = Path(out).expanduser().resolve()
     ids = assign_ids(find_videos(inputs))
     refuse_foreign_layout(root)
-    (root / RECORDS).mkdir(parents=True, exist_ok=True)
+    (root / INGEST_RECORDS).mkdir(parents=True, exist_ok=True)
     tasks = [IngestTask(p, v, root, cfg, on_error) for p, v in ids.items()]
     if part is not None:
         tasks = tasks[part[0] :: part[1]]
     summary = IngestSummary(root, videos=len(tasks), part=part)
     summary.warnings += remove_renamed(root, {str(t.path): t.video_id for t in tasks})
-    for folder in (LayoutWriter(root).frames_root, root / RECORDS):  # what killed runs left half-written
+    for folder in (LayoutWriter(root).frames_root, root / INGEST_RECORDS):  # what killed runs left half-written
         remove_dead_temps(folder)
     with process_maps(min(resolve_workers(cfg.workers), len(tasks))) as maps, \
             tqdm(total=len(tasks), unit="video", desc="ingest", disable=not progress) as bar:
@@ -451,7 +450,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, cfg: VideoConfig, o
 def merge_ingest(out: str | Path) -> IngestSummary:
     """After every ``--part`` finished: the annotation files from all finished videos and one report from the parts'."""
     root = Path(out).expanduser().resolve()
-    reports = [json.loads(p.read_text()) for p in sorted((root / RECORDS).glob("report.part-*.json"))]
+    reports = [json.loads(p.read_text()) for p in sorted((root / INGEST_RECORDS).glob("report.part-*.json"))]
     if not reports:
         raise DataError(f"{root}: no ingest parts to merge (run `bassl ingest ... --out {root} --part I/N` first)")
     counts = {r["part"][1] for r in reports}
@@ -479,7 +478,7 @@ def merge_ingest(out: str | Path) -> IngestSummary:
 
 def finished_records(root: Path) -> list[dict[str, Any]]:
     """The ingest records of the videos under ``root`` whose keyframes are in place, in file order."""
-    return [rec for p in sorted((root / RECORDS).glob("*.json"))
+    return [rec for p in sorted((root / INGEST_RECORDS).glob("*.json"))
             if not p.name.startswith("report.") and (rec := read_record(p)) is not None]
 
 
